@@ -1,0 +1,75 @@
+"""``ganlab train VARIANT``: one training run into a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ganlab.cli import app
+from ganlab.cli.console import err_console, out_console
+from ganlab.config import parse_assignments
+from ganlab.plugins import get_registry
+from ganlab.train.api import TrainRequest, train
+
+SUMMARY_KEYS = ("d_loss", "g_loss", "value", "d_real", "d_fake", "equilibrium_gap")
+
+
+def _steps_per_second(task) -> str:
+    speed = task.finished_speed or task.speed
+    return f"{speed:,.0f} steps/s" if speed else "- steps/s"
+
+
+@app.command("train")
+def train_command(
+    variant: str = typer.Argument(..., help="Variant name (see `ganlab list`)."),
+    dataset: str = typer.Option("ring8", "--dataset", "-d", help="Dataset name (see `ganlab list`)."),
+    steps: int = typer.Option(2000, "--steps", help="Generator updates to train for."),
+    seed: int = typer.Option(0, "--seed", help="Seed for weights, data and noise."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run directory [default: runs/VARIANT-DATASET-sSEED]."),
+    set_: list[str] = typer.Option([], "--set", help="Override a hyperparameter: key=value (repeatable)."),
+    data_opt: list[str] = typer.Option([], "--data-opt", help="Dataset option: key=value (repeatable)."),
+    log_every: int = typer.Option(100, "--log-every", help="Steps between metrics.jsonl records."),
+    sample_every: int = typer.Option(500, "--sample-every", help="Steps between saved pictures (0: end only)."),
+    ckpt_every: int = typer.Option(1000, "--ckpt-every", help="Steps between checkpoints (0: end only)."),
+    eval_every: int = typer.Option(0, "--eval-every", help="Steps between cheap mode metrics (0: off)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train VARIANT on a dataset; writes config, metrics, checkpoint and pictures."""
+    registry = get_registry()
+    out = out or Path("runs") / f"{variant}-{dataset}-s{seed}"
+    request = TrainRequest(
+        variant=variant, dataset=dataset, steps=steps, out=out, seed=seed,
+        overrides=parse_assignments(set_), data_options=parse_assignments(data_opt, "--data-opt"),
+        log_every=log_every, sample_every=sample_every, ckpt_every=ckpt_every, eval_every=eval_every,
+        device=device, resume=resume, overwrite=overwrite)
+    callbacks = training_callbacks(registry, eval_every)
+    with Progress(TextColumn(f"{variant} on {dataset}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err_console,
+                  disable=quiet, transient=False) as bar:
+        task = bar.add_task("train", total=steps, rate="")
+
+        def advance(step: int) -> None:
+            bar.update(task, completed=step, rate=_steps_per_second(bar.tasks[task]))
+
+        trainer, record = train(registry, request, callbacks=callbacks, progress=advance)
+    summary = ", ".join(f"{k}={record[k]:.4f}" for k in SUMMARY_KEYS if k in record)
+    out_console.print(f"trained {variant} on {dataset} for {trainer.step} steps -> {out}", markup=False)
+    if summary:
+        out_console.print(f"last log: {summary}", markup=False)
+    out_console.print(f"picture: {trainer.run.final_sample_path}", markup=False)
+
+
+def training_callbacks(registry, eval_every: int) -> list:
+    """Callbacks for --eval-every (cheap mode metrics during training), if any are registered."""
+    if not eval_every:
+        return []
+    try:
+        from ganlab.metrics.tracking import ModeTracker
+    except ImportError:
+        return []
+    return [ModeTracker(registry)]

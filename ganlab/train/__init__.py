@@ -1,0 +1,1 @@
+"""Training: run directories, checkpoints, the generic loop."""
