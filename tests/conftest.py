@@ -1,0 +1,60 @@
+"""Shared fixtures: an in-process CLI runner and the loaded registry."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Two cores: keep torch from oversubscribing when tests run beside each other.
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str) -> CliResult:
+    """Run ``ganlab ARGS`` in this process (fast: torch is already imported)."""
+    from ganlab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def run_cli_subprocess(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
+                       cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m ganlab ARGS`` in a fresh process (exit codes, signals, plugins)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "ganlab", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def registry():
+    from ganlab.plugins import get_registry
+
+    return get_registry()
