@@ -1,0 +1,1 @@
+"""Evaluation: mode-collapse statistics, feature-space metrics (FID, KID, ...), eval.json."""
