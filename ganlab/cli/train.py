@@ -16,9 +16,33 @@ from ganlab.train.api import TrainRequest, train
 SUMMARY_KEYS = ("d_loss", "g_loss", "value", "d_real", "d_fake", "equilibrium_gap")
 
 
-def _steps_per_second(task) -> str:
-    speed = task.finished_speed or task.speed
-    return f"{speed:,.0f} steps/s" if speed else "- steps/s"
+class LazyProgress:
+    """A progress bar on stderr that appears at the first finished step, so input errors
+    (raised before training starts) print alone."""
+
+    def __init__(self, label: str, total: int, disabled: bool):
+        self.label, self.total, self.disabled = label, total, disabled
+        self.bar: Progress | None = None
+
+    def update(self, step: int) -> None:
+        if self.disabled:
+            return
+        if self.bar is None:
+            self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                console=err_console)
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=self.total, completed=step - 1, rate="")
+        task = self.bar.tasks[self.task]
+        speed = task.speed
+        self.bar.update(self.task, completed=step, rate=f"{speed:,.0f} steps/s" if speed else "")
+
+    def __enter__(self) -> LazyProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 @app.command("train")
@@ -48,15 +72,8 @@ def train_command(
         log_every=log_every, sample_every=sample_every, ckpt_every=ckpt_every, eval_every=eval_every,
         device=device, resume=resume, overwrite=overwrite)
     callbacks = training_callbacks(registry, eval_every)
-    with Progress(TextColumn(f"{variant} on {dataset}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err_console,
-                  disable=quiet, transient=False) as bar:
-        task = bar.add_task("train", total=steps, rate="")
-
-        def advance(step: int) -> None:
-            bar.update(task, completed=step, rate=_steps_per_second(bar.tasks[task]))
-
-        trainer, record = train(registry, request, callbacks=callbacks, progress=advance)
+    with LazyProgress(f"{variant} on {dataset}", steps, disabled=quiet) as progress:
+        trainer, record = train(registry, request, callbacks=callbacks, progress=progress.update)
     summary = ", ".join(f"{k}={record[k]:.4f}" for k in SUMMARY_KEYS if k in record)
     out_console.print(f"trained {variant} on {dataset} for {trainer.step} steps -> {out}", markup=False)
     if summary:

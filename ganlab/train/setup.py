@@ -52,7 +52,8 @@ class RunConfig:
 def library_versions() -> dict[str, str]:
     import torchvision
 
-    return {"ganlab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+    # str(): torch's version is a str subclass that weights_only checkpoint loading refuses.
+    return {"ganlab": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
             "python": sys.version.split()[0], "platform": platform.platform()}
 
 
