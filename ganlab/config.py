@@ -57,8 +57,11 @@ def parse_value(text: str, like: Any, key: str, option: str = "--set") -> Any:
                 return False
             raise ValueError
         if isinstance(like, int):
-            as_float = float(text)
-            if not as_float.is_integer():
+            try:
+                return int(text)  # exact, even beyond 2**53
+            except ValueError:
+                as_float = float(text)  # "1e3" is a fine way to write 1000
+            if not as_float.is_integer():  # also rejects inf and nan
                 raise ValueError
             return int(as_float)
         if isinstance(like, float):
@@ -72,9 +75,34 @@ def parse_value(text: str, like: Any, key: str, option: str = "--set") -> Any:
                 raise ValueError
             return value
         return text
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         kind = "true/false" if isinstance(like, bool) else type(like).__name__
-        raise GanlabError(f"{option} {key}={text!r}: expected {kind}") from None
+        raise GanlabError(f"{option} {key}={_shorten(text)!r}: expected {kind}") from None
+
+
+def coerce_value(value: Any, like: Any, key: str, option: str = "--set") -> Any:
+    """An override given as text is parsed; a typed one (from Python) must fit the default's type."""
+    if isinstance(value, str):
+        return parse_value(value, like, key, option)
+    if like is None or isinstance(like, str):
+        ok = like is None  # a None default takes anything; a str default only text (above)
+    elif isinstance(like, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(like, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(like, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, type(like))
+    if not ok:
+        kind = "true/false" if isinstance(like, bool) else type(like).__name__
+        raise GanlabError(f"{option} {key}={_shorten(repr(value))}: expected {kind}")
+    return value
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def parse_assignments(items: Iterable[str], option: str = "--set") -> dict[str, str]:
@@ -97,15 +125,24 @@ def resolve_hparams(variant: VariantSpec, data: DataSpec, overrides: Mapping[str
     for key, value in overrides.items():
         if key not in resolved:
             raise UnknownNameError("hyperparameter", key, resolved)
-        resolved[key] = parse_value(value, resolved[key], key) if isinstance(value, str) else value
+        resolved[key] = coerce_value(value, resolved[key], key)
     validate_hparams(resolved)
     return resolved
 
 
+# Sizes beyond this overflow torch's index types long before they could fit in memory.
+_MAX_SIZE = 2**31 - 1
+
+
 def validate_hparams(hp: Mapping[str, Any]) -> None:
-    for key in _POSITIVE & hp.keys():
+    for key in sorted(_POSITIVE & hp.keys()):
         if not hp[key] > 0:
             raise GanlabError(f"hyperparameter {key} must be positive, got {hp[key]}")
+        if isinstance(hp[key], int) and hp[key] > _MAX_SIZE:
+            raise GanlabError(f"hyperparameter {key}={hp[key]} is too large (at most {_MAX_SIZE})")
+    if "pack" in hp and "batch_size" in hp and hp["batch_size"] % hp["pack"]:
+        raise GanlabError(f"hyperparameter batch_size ({hp['batch_size']}) must be a multiple of "
+                          f"pack ({hp['pack']}): D sees the samples in packs")
     if not 0.0 <= float(hp.get("ema", 0.0)) < 1.0:
         raise GanlabError(f"hyperparameter ema must be in [0, 1), got {hp['ema']}")
     for key in ("beta1", "beta2"):

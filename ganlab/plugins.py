@@ -31,6 +31,11 @@ class PluginInfo:
     distribution: str
     version: str
     error: str = ""  # empty when the plugin loaded and registered cleanly
+    disabled: bool = False  # named in GANLAB_DISABLE_PLUGINS: listed, never imported
+
+    @property
+    def status(self) -> str:
+        return "disabled" if self.disabled else "broken" if self.error else "ok"
 
 
 @dataclass
@@ -61,7 +66,7 @@ class PluginSet:
             self.registry.current_plugin = name
             try:
                 impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except Exception as exc:  # a third party's bug must not take the tool down
+            except (Exception, SystemExit) as exc:  # a third party's bug must not take the tool down
                 self.mark_broken(name, exc)
             finally:
                 self.registry.current_plugin = ""
@@ -83,21 +88,37 @@ def build_plugin_set(entry_points: list[importlib.metadata.EntryPoint] | None = 
     skip = disabled_plugins()
     if entry_points is None:
         entry_points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-    for ep in sorted(entry_points, key=lambda e: e.name):
-        if ep.name in skip or manager.has_plugin(ep.name):
-            continue
+    for ep in sorted(entry_points, key=_load_order):
         dist = getattr(ep, "dist", None)
         info = PluginInfo(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+        if ep.name in pset.plugins:
+            # Two distributions claim one plugin name: the first loaded keeps it.
+            other = pset.plugins[ep.name].distribution
+            clash = PluginInfo(f"{ep.name}@{info.distribution}", info.distribution, info.version)
+            pset.plugins[clash.name] = clash
+            clash.error = f"plugin name {ep.name!r} is already taken by distribution {other}"
+            continue
         pset.plugins[ep.name] = info
+        if ep.name in skip:
+            info.disabled = True
+            continue
         try:
             manager.register(ep.load(), name=ep.name)
             manager.check_pending()  # a misspelt hook name fails here, loudly
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit: a plugin calling sys.exit on import
             if manager.has_plugin(ep.name):
                 manager.unregister(name=ep.name)
             pset.mark_broken(ep.name, exc)
     pset.call_each("ganlab_register", registry=pset.registry)
     return pset
+
+
+def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[int, str]:
+    """ganlab's own plugins first, then third parties by name: when a third-party plugin
+    registers a name that is already taken, the third party is the one reported broken."""
+    dist = getattr(ep, "dist", None)
+    own = dist is not None and dist.name == "ganlab"
+    return (0 if own else 1, ep.name)
 
 
 def _version(dist: str) -> str:

@@ -10,6 +10,11 @@ import sys
 
 import typer
 
+try:  # Typer >= 0.16 vendors Click; older versions depend on it
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+
 from ganlab import __version__
 from ganlab.cli.console import err_console, print_error
 from ganlab.errors import GanlabError
@@ -51,10 +56,41 @@ def main(argv: list[str] | None = None) -> None:
     _register_commands()
     try:
         _register_plugin_commands()
-        app(args=argv, prog_name="ganlab")
+        # standalone_mode=False: usage errors come back here, to be printed as one line.
+        code = app(args=argv, prog_name="ganlab", standalone_mode=False)
     except GanlabError as exc:
         print_error(str(exc))
         sys.exit(exc.exit_code)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # bare `ganlab`: the help text, as Click would print it
+        sys.exit(exc.exit_code)
+    except click_exceptions.ClickException as exc:
+        print_error(_usage_line(exc))
+        sys.exit(exc.exit_code)
+    except click_exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except (MemoryError, RuntimeError) as exc:
+        if not _is_out_of_memory(exc):
+            raise  # a bug: the traceback is what a maintainer needs
+        print_error(f"out of memory: {str(exc).strip().splitlines()[0][:200]} "
+                    f"(try a smaller batch_size or network)")
+        sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _usage_line(exc: click_exceptions.ClickException) -> str:
+    """Click's usage error as one line, with the hint to the command's --help."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"{exc.format_message()}{where}"
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    # torch.OutOfMemoryError subclasses RuntimeError; the CPU allocator raises a plain one.
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(exc))

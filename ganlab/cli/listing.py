@@ -30,7 +30,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON 
         "metrics": [{"name": m.name, "kinds": list(m.kinds), "description": m.description,
                      "plugin": source(m.plugin)} for m in reg.metrics()],
         "plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version,
-                     "status": "broken" if p.error else "ok", "error": p.error}
+                     "status": p.status, "error": p.error}
                     for p in pset.plugins.values()],
     }
     if as_json:
@@ -60,5 +60,6 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON 
         plugins.add_column(col, overflow="fold")
     for p in listing["plugins"]:
         plugins.add_row(p["name"], f"{p['distribution']} {p['version']}",
-                        "[red]broken[/red]" if p["error"] else "ok", p["error"])
+                        {"broken": "[red]broken[/red]", "disabled": "[yellow]disabled[/yellow]"}.get(
+                            p["status"], p["status"]), p["error"])
     out_console.print(plugins)

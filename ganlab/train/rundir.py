@@ -13,28 +13,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ganlab.errors import GanlabError
+from ganlab.train.atomic import atomic_write, remove_stale_temp_files
 
+REQUIRED_CONFIG_KEYS = ("variant", "dataset", "steps", "hparams", "data_spec")
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "samples", "samples.png",
              "status.json", "eval.json")
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON via a temp file + rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True, allow_nan=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, allow_nan=True)
+        fh.write("\n")
 
 
 class RunDir:
@@ -70,14 +64,23 @@ class RunDir:
                 elif target.exists():
                     target.unlink()
         self.path.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.path)
+
+    def prepare_resume(self) -> None:
+        """Before continuing a run: clear what a killed writer left behind."""
+        remove_stale_temp_files(self.path)
 
     def read_config(self) -> dict[str, Any]:
         if not self.config_path.is_file():
             raise GanlabError(f"{self.path} is not a ganlab run (no config.json)")
         try:
-            return json.loads(self.config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            config = json.loads(self.config_path.read_text())
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
             raise GanlabError(f"{self.config_path} is not valid JSON ({exc})") from None
+        missing = [k for k in REQUIRED_CONFIG_KEYS if not isinstance(config, dict) or k not in config]
+        if missing:
+            raise GanlabError(f"{self.config_path} is not a ganlab run config (missing {', '.join(missing)})")
+        return config
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json_atomic(self.config_path, config)
@@ -102,14 +105,15 @@ class RunDir:
         records = []
         for line in self.metrics_path.read_text().splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash
+            if isinstance(record, dict):
+                records.append(record)
         return records
 
     def truncate_metrics_after(self, step: int) -> None:
         """On resume, drop records logged after the checkpoint (they will be logged again)."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in kept))
-        os.replace(tmp, self.metrics_path)
+        with atomic_write(self.metrics_path, "w") as fh:
+            fh.write("".join(json.dumps(r, allow_nan=True) + "\n" for r in kept))
