@@ -53,6 +53,7 @@ def prepare(registry: Registry, req: TrainRequest) -> tuple[RunConfig, Any, RunD
         config.steps = req.steps
         dataset, _ = load_dataset(registry, config.dataset, config.data_options)
         return config, dataset, run
+    run.check_new(req.overwrite)  # before any data is loaded: refuse to mix two runs early
     config, dataset = new_config(
         registry, req.variant, req.dataset, req.steps, req.seed, req.overrides or {},
         req.data_options or {}, log_every=req.log_every, sample_every=req.sample_every,
@@ -71,6 +72,7 @@ def train(registry: Registry, req: TrainRequest, callbacks: list[Callback] | Non
             raise GanlabError(f"--resume: the checkpoint is at step {trainer.step}, beyond --steps {config.steps}")
     if rank == 0:
         if req.resume:
+            run.prepare_resume()
             run.truncate_metrics_after(trainer.step)
         else:
             run.prepare_new(req.overwrite)
@@ -103,16 +105,22 @@ def load_generator(registry: Registry, run_path: str | Path, device: str = "cpu"
     run = RunDir(run_path)
     config = RunConfig.from_dict(run.read_config())
     state = load_checkpoint(run.checkpoint_path, map_location=device)
+    saved = state.get("config") if isinstance(state.get("config"), dict) else {}
+    if saved.get("variant") != config.variant:
+        raise GanlabError(f"checkpoint {run.checkpoint_path} is for variant {saved.get('variant')!r}, "
+                          f"but the run is {config.variant!r}")
     built = build_objective(registry, config, device)
     generator = built.objective.G
-    weights = state.get("ema") if use_ema and state.get("ema") is not None else state["modules"]["G"]
     try:
+        weights = state.get("ema") if use_ema and state.get("ema") is not None else state["modules"]["G"]
         generator.load_state_dict(weights)
-    except RuntimeError as exc:
+        step = int(state["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise GanlabError(f"checkpoint {run.checkpoint_path} does not match the run's generator: "
-                          f"{str(exc).splitlines()[0][:160]}") from None
+                          f"{first}") from None
     generator.eval().requires_grad_(False)
-    return LoadedRun(config, built.data_spec, generator, int(state["step"]))
+    return LoadedRun(config, built.data_spec, generator, step)
 
 
 @torch.no_grad()

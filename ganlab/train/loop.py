@@ -36,9 +36,16 @@ class Callback(Protocol):
 
 
 class Interrupted(GanlabError):
-    """SIGINT/SIGTERM: the run saved a checkpoint and stopped; ``--resume`` continues it."""
+    """SIGINT/SIGTERM: the run saved a checkpoint and stopped; ``--resume`` continues it.
 
-    exit_code = 130
+    The exit code is 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), the
+    shell's convention for "stopped by that signal": a script or scheduler can tell an
+    interrupted run (to resume) from a finished one (0) and from bad input (2).
+    """
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message, exit_code=128 + signum)
+        self.signum = signum
 
 
 class Trainer:
@@ -128,9 +135,11 @@ class Trainer:
                 module.train()
             while self.step < cfg.steps:
                 if self._stop_signal is not None:
+                    self._check_finite(pending_losses, self.step - len(pending_losses) + 1)
                     self.save_checkpoint()
                     raise Interrupted(f"stopped by {signal.Signals(self._stop_signal).name} at step "
-                                      f"{self.step}; checkpoint saved, continue with --resume")
+                                      f"{self.step}; checkpoint saved, continue with --resume",
+                                      self._stop_signal)
                 done = self.step + 1
                 eval_now = bool(cfg.eval_every) and done % cfg.eval_every == 0 or done == cfg.steps
                 log_now = done % log_every == 0 or eval_now
@@ -162,26 +171,33 @@ class Trainer:
                 if self.is_main and (cfg.sample_every and done % cfg.sample_every == 0 or done == cfg.steps):
                     self.save_pictures(fixed_z, final=done == cfg.steps)
                 if cfg.ckpt_every and done % cfg.ckpt_every == 0 or done == cfg.steps:
+                    # A checkpoint is written only after its steps' losses were checked,
+                    # so a diverged run always keeps its last good one.
+                    self._check_finite(pending_losses, done - len(pending_losses) + 1)
+                    pending_losses.clear()
                     self.save_checkpoint()
         finally:
             self._restore_signal_handlers(previous_handlers)
         return last_record
 
     def _check_finite(self, losses: list[Tensor], first_step: int) -> None:
-        """Stop on NaN/inf, naming the first bad step; weights are checked too."""
+        """Stop on NaN/inf, naming the first bad step; weights are checked too (one host sync)."""
         if not losses:
             return
-        stacked = torch.stack(losses)
-        finite = torch.isfinite(stacked).all(dim=1)
-        weights_ok = all(torch.isfinite(p).all() for m in self.objective.modules().values()
-                         for p in m.parameters())
-        if bool(finite.all()) and weights_ok:
+        finite = torch.isfinite(torch.stack(losses)).all(dim=1)
+        weights_finite = torch.stack([torch.isfinite(p).all() for m in self.objective.modules().values()
+                                      for p in m.parameters()] or [torch.tensor(True)]).all()
+        losses_ok, weights_ok = bool(finite.all()), bool(weights_finite)
+        if losses_ok and weights_ok:
             return
-        bad = int((~finite).nonzero()[0, 0]) if not bool(finite.all()) else len(losses) - 1
-        bad_step = first_step + bad
-        what = "loss" if not bool(finite.all()) else "weights"
-        message = (f"training diverged: non-finite {what} at step {bad_step}; "
-                   f"last good checkpoint kept at {self.run.checkpoint_path}")
+        # Weights are only seen now, so a weights-only failure is dated by this check.
+        bad_step = first_step + (int((~finite).nonzero()[0, 0]) if not losses_ok else len(losses) - 1)
+        what = "loss" if not losses_ok else "weights"
+        if self.run.checkpoint_path.is_file():
+            kept = f"last good checkpoint kept at {self.run.checkpoint_path}"
+        else:
+            kept = "no checkpoint had been written yet"
+        message = f"training diverged: non-finite {what} at step {bad_step}; {kept}"
         if self.is_main:
             self.run.write_status("diverged", bad_step, message)
         raise DivergenceError(message)

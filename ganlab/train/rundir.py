@@ -49,14 +49,21 @@ class RunDir:
         return self.config_path.is_file()
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def prepare_new(self, overwrite: bool) -> None:
+    def check_new(self, overwrite: bool) -> None:
         """Refuse to mix two runs in one folder unless asked to replace the old one."""
         if self.path.exists() and not self.path.is_dir():
             raise GanlabError(f"--out {self.path} exists and is not a directory")
-        if self.is_run() or self.checkpoint_path.exists():
-            if not overwrite:
-                raise GanlabError(f"{self.path} already holds a run: pass --resume to continue it "
-                                  f"or --overwrite to replace it")
+        if self.holds_run() and not overwrite:
+            raise GanlabError(f"{self.path} already holds a run: pass --resume to continue it "
+                              f"or --overwrite to replace it")
+
+    def holds_run(self) -> bool:
+        return self.is_run() or self.checkpoint_path.exists()
+
+    def prepare_new(self, overwrite: bool) -> None:
+        """Make the folder ready for a new run, replacing an old one only with ``overwrite``."""
+        self.check_new(overwrite)
+        if self.holds_run():
             for name in RUN_FILES:
                 target = self.path / name
                 if target.is_dir():
