@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ganlab.data import images, mixtures
+from ganlab.data import images, mixtures, stacked
 from ganlab.hookspecs import hookimpl
 
 
@@ -27,3 +27,10 @@ def ganlab_register(registry):
     registry.add_dataset("folder", images.image_folder,
                          "every image under data_dir (sub-folders as classes)", "image",
                          {"data_dir": "", "image_size": 32, "channels": 3, "max_images": 50000})
+    registry.add_dataset("stacked-mnist", stacked.stacked_mnist,
+                         "Stacked MNIST: three MNIST digits as RGB channels, 1,000 modes (IDX files)",
+                         "image", {"data_dir": "", "split": "any", "image_size": 28})
+    # The core's metrics arrive the same way a plugin's would.
+    from ganlab.metrics import standard
+
+    standard.register(registry)

@@ -43,7 +43,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 def _register_commands() -> None:
     # Each module adds its commands to ``app``; imported here to keep start-up in one place.
-    from ganlab.cli import bench, listing, sample, train  # noqa: F401
+    from ganlab.cli import bench, eval, listing, sample, train  # noqa: F401
 
 
 def _register_plugin_commands() -> None:
