@@ -10,7 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ganlab.cli import app
 from ganlab.cli.console import err_console, out_console
 from ganlab.config import parse_assignments
+from ganlab.errors import GanlabError
 from ganlab.plugins import get_registry
+from ganlab.train import distributed
 from ganlab.train.api import TrainRequest, train
 
 SUMMARY_KEYS = ("d_loss", "g_loss", "value", "d_real", "d_fake", "equilibrium_gap")
@@ -58,7 +60,16 @@ def train_command(
     sample_every: int = typer.Option(500, "--sample-every", help="Steps between saved pictures (0: end only)."),
     ckpt_every: int = typer.Option(1000, "--ckpt-every", help="Steps between checkpoints (0: end only)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between cheap mode metrics (0: off)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:N or mps (under "
+                               "torchrun, cuda means each process's own GPU)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16: autocast G and D forwards "
+                                  "(losses and optimisers stay float32)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory layout for conv nets "
+                                       "(images; faster on GPUs)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile G and D (slow first steps; "
+                                  "not for double-backward penalties)."),
+    workers: int = typer.Option(0, "--workers", help="DataLoader processes decoding an image folder "
+                                "while training, into pinned memory on CUDA (0: load it into memory)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -70,10 +81,23 @@ def train_command(
         variant=variant, dataset=dataset, steps=steps, out=out, seed=seed,
         overrides=parse_assignments(set_), data_options=parse_assignments(data_opt, "--data-opt"),
         log_every=log_every, sample_every=sample_every, ckpt_every=ckpt_every, eval_every=eval_every,
-        device=device, resume=resume, overwrite=overwrite)
+        device=device, resume=resume, overwrite=overwrite, precision=precision,
+        channels_last=channels_last, compile=compile_, workers=workers)
     callbacks = training_callbacks(registry, eval_every)
-    with LazyProgress(f"{variant} on {dataset}", steps, disabled=quiet) as progress:
-        trainer, record = train(registry, request, callbacks=callbacks, progress=progress.update)
+    # Under torchrun every process runs this command; rank 0 alone talks and writes.
+    launch = distributed.launch_env()
+    try:
+        with LazyProgress(f"{variant} on {dataset}", steps, disabled=quiet or not launch.is_main) as progress:
+            trainer, record = train(registry, request, callbacks=callbacks, progress=progress.update,
+                                    rank=launch.rank)
+    except GanlabError as exc:
+        if not launch.is_main:  # the same line comes from rank 0; say it once
+            raise SystemExit(exc.exit_code) from None
+        raise
+    finally:
+        distributed.leave()
+    if not launch.is_main:
+        return
     summary = ", ".join(f"{k}={record[k]:.4f}" for k in SUMMARY_KEYS if k in record)
     out_console.print(f"trained {variant} on {dataset} for {trainer.step} steps -> {out}", markup=False)
     if summary:

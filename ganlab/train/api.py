@@ -35,6 +35,11 @@ class TrainRequest:
     device: str = "cpu"
     resume: bool = False
     overwrite: bool = False
+    # Fast paths, off by default (see ganlab.train.fastpath); saved in the run's config.
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    workers: int = 0
 
 
 def prepare(registry: Registry, req: TrainRequest) -> tuple[RunConfig, Any, RunDir]:
@@ -51,13 +56,14 @@ def prepare(registry: Registry, req: TrainRequest) -> tuple[RunConfig, Any, RunD
         if req.steps <= 0:
             raise GanlabError(f"--steps must be positive, got {req.steps}")
         config.steps = req.steps
-        dataset, _ = load_dataset(registry, config.dataset, config.data_options)
+        dataset, _ = load_dataset(registry, config.dataset, config.data_options, workers=config.workers)
         return config, dataset, run
     run.check_new(req.overwrite)  # before any data is loaded: refuse to mix two runs early
     config, dataset = new_config(
         registry, req.variant, req.dataset, req.steps, req.seed, req.overrides or {},
         req.data_options or {}, log_every=req.log_every, sample_every=req.sample_every,
-        ckpt_every=req.ckpt_every, eval_every=req.eval_every, device=req.device)
+        ckpt_every=req.ckpt_every, eval_every=req.eval_every, device=req.device,
+        precision=req.precision, channels_last=req.channels_last, compile=req.compile, workers=req.workers)
     return config, dataset, run
 
 

@@ -20,6 +20,7 @@ from torch import Tensor
 from ganlab.data.base import GanDataset
 from ganlab.errors import DivergenceError, GanlabError
 from ganlab.registry import Registry
+from ganlab.train import distributed, fastpath
 from ganlab.train.checkpoint import load_checkpoint, save_checkpoint
 from ganlab.train.ema import EMA
 from ganlab.train.rundir import RunDir
@@ -53,18 +54,30 @@ class Trainer:
                  callbacks: list[Callback] | None = None, progress: Callable | None = None,
                  rank: int = 0):
         self.registry, self.config, self.run, self.rank = registry, config, run, rank
-        self.device = torch.device(config.device)
-        self.dataset = dataset.to(self.device)
+        fastpath.check_options(config)
+        # Under torchrun: join the process group; batch_size is the global batch and every
+        # rank keeps its slice of the shared data and latent streams (see distributed.py).
+        self.dist = distributed.join(config.device)
+        if self.dist.active:
+            self.rank = self.dist.rank
+        config.world_size = self.dist.world_size
+        self.local_batch = distributed.local_batch(int(config.hparams["batch_size"]), self.dist)
+        self.device = distributed.local_device(config.device, self.dist)
+        self.dataset = distributed.shard_dataset(dataset, self.dist).to(self.device)
         built = build_objective(registry, config, self.device)
         self.variant, self.data_spec, self.objective = built.variant, built.data_spec, built.objective
         self.G = self.objective.G
         ema_decay = float(config.hparams.get("ema", 0.0))
         self.ema = EMA(self.G, ema_decay) if ema_decay > 0 else None
+        # DDP / autocast / channels_last / compile wrappers (nothing when all are off).
+        fastpath.wrap_objective(self.objective, config, self.dist, self.device)
+        self._stop_vote = distributed.StopVote(self.dist)
         self.callbacks = list(callbacks or [])
         self.progress = progress
-        # Independent streams: data, latents; sampling for pictures uses a fixed z.
-        self.data_rng = torch.Generator(device="cpu").manual_seed(config.seed * 2 + 1 + 1000 * rank)
-        self.latent_rng = torch.Generator(device=self.device).manual_seed(config.seed * 2 + 2 + 1000 * rank)
+        # Independent streams: data, latents; sampling for pictures uses a fixed z. The same
+        # seeds on every rank: each rank keeps its slice of every draw (distributed.py).
+        self.data_rng = torch.Generator(device="cpu").manual_seed(config.seed * 2 + 1)
+        self.latent_rng = torch.Generator(device=self.device).manual_seed(config.seed * 2 + 2)
         self.objective.rng = self.latent_rng
         self.step = 0
         self._stop_signal: int | None = None
@@ -123,7 +136,7 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         cfg, objective = self.config, self.objective
-        batch_size = int(cfg.hparams["batch_size"])
+        batch_size = self.local_batch  # this process's share of the global batch_size
         log_every = cfg.log_every or cfg.steps
         fixed_z = torch.Generator(device=self.device).manual_seed(cfg.seed + 12345)
         pending_losses: list[Tensor] = []
@@ -134,7 +147,7 @@ class Trainer:
             for module in objective.modules().values():
                 module.train()
             while self.step < cfg.steps:
-                if self._stop_signal is not None:
+                if self._stop_requested():
                     self._check_finite(pending_losses, self.step - len(pending_losses) + 1)
                     self.save_checkpoint()
                     raise Interrupted(f"stopped by {signal.Signals(self._stop_signal).name} at step "
@@ -146,9 +159,11 @@ class Trainer:
                 objective.record_stats = log_now
                 for _ in range(objective.n_critic):
                     real, labels = self.dataset.batch(batch_size, self.data_rng)
-                    d_stats = objective.discriminator_step(real, labels)
+                    with fastpath.phase(objective, "D"):
+                        d_stats = objective.discriminator_step(real, labels)
                 objective.remember_real(real, labels)
-                g_stats = objective.generator_step(batch_size)
+                with fastpath.phase(objective, "G"):
+                    g_stats = objective.generator_step(batch_size)
                 if self.ema is not None:
                     self.ema.update(self.G)
                 pending_losses.append(torch.stack([d_stats["d_loss"], g_stats["g_loss"]]))
@@ -160,7 +175,8 @@ class Trainer:
                     pending_losses.clear()
                     now = time.perf_counter()
                     record = {"step": done, "steps_per_s": (done - step_last) / max(now - t_last, 1e-9)}
-                    record.update({k: float(v) for k, v in {**d_stats, **g_stats}.items()})
+                    logged = distributed.mean_over_ranks({**d_stats, **g_stats}, self.dist)
+                    record.update({k: float(v) for k, v in logged.items()})
                     t_last, step_last = now, done
                     if eval_now:
                         for callback in self.callbacks:
@@ -177,8 +193,16 @@ class Trainer:
                     pending_losses.clear()
                     self.save_checkpoint()
         finally:
+            self._stop_vote.close()
             self._restore_signal_handlers(previous_handlers)
         return last_record
+
+    def _stop_requested(self) -> bool:
+        """A pending SIGINT/SIGTERM; under torchrun, on any rank, agreed by all at the same step."""
+        agreed = self._stop_vote(self._stop_signal)
+        if agreed is not None:
+            self._stop_signal = agreed  # ranks the signal did not reach report the same one
+        return agreed is not None
 
     def _check_finite(self, losses: list[Tensor], first_step: int) -> None:
         """Stop on NaN/inf, naming the first bad step; weights are checked too (one host sync)."""

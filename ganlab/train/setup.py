@@ -37,6 +37,12 @@ class RunConfig:
     ckpt_every: int = 1000
     eval_every: int = 0
     device: str = "cpu"
+    # Fast paths (see ganlab.train.fastpath), kept here so --resume trains the same way.
+    precision: str = "fp32"  # fp32, or bf16 autocast of G and D forwards
+    channels_last: bool = False  # NHWC layout for conv nets
+    compile: bool = False  # torch.compile of the trained networks
+    workers: int = 0  # DataLoader processes decoding an image folder (0: held in memory)
+    world_size: int = 1  # processes that trained it last (batch_size is the global batch)
     data_spec: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -50,10 +56,10 @@ class RunConfig:
 
 
 def library_versions() -> dict[str, str]:
-    import torchvision
+    from importlib.metadata import version  # not `import torchvision`: that costs seconds at start-up
 
     # str(): torch's version is a str subclass that weights_only checkpoint loading refuses.
-    return {"ganlab": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+    return {"ganlab": __version__, "torch": str(torch.__version__), "torchvision": version("torchvision"),
             "python": sys.version.split()[0], "platform": platform.platform()}
 
 
@@ -70,14 +76,24 @@ def spec_from_dict(raw: dict[str, Any]) -> DataSpec:
     return DataSpec(**{k: tuples(v) if k != "suggested_hparams" else v for k, v in raw.items()})
 
 
-def load_dataset(registry: Registry, name: str, options: dict[str, str | Any]) -> tuple[GanDataset, dict]:
-    """Load a registered dataset with typed, validated options."""
+def load_dataset(registry: Registry, name: str, options: dict[str, str | Any],
+                 workers: int = 0) -> tuple[GanDataset, dict]:
+    """Load a registered dataset with typed, validated options.
+
+    ``workers`` > 0 streams it through DataLoader worker processes instead of loading it
+    into memory (image folders only; see :mod:`ganlab.data.loader`).
+    """
     spec = registry.dataset(name)
     text_opts = {k: v for k, v in options.items() if isinstance(v, str)}
     resolved = resolve_data_options(spec.options, text_opts, name)
     resolved.update({k: v for k, v in options.items() if not isinstance(v, str)})
+    factory = spec.factory
+    if workers:
+        from ganlab.data.loader import streaming_factory
+
+        factory = streaming_factory(name, workers)
     try:
-        dataset = spec.factory(**resolved)
+        dataset = factory(**resolved)
     except GanlabError:
         raise
     except (OSError, ValueError, TypeError) as exc:
@@ -96,7 +112,10 @@ def new_config(registry: Registry, variant: str, dataset: str, steps: int, seed:
     for key, value in intervals.items():
         if isinstance(value, int) and value < 0:
             raise GanlabError(f"--{key.replace('_', '-')} must not be negative, got {value}")
-    data, resolved_opts = load_dataset(registry, dataset, data_options)
+    from ganlab.train.fastpath import check_device
+
+    check_device(intervals.get("device", "cpu"))  # a missing GPU fails before data is read
+    data, resolved_opts = load_dataset(registry, dataset, data_options, workers=intervals.get("workers", 0))
     hparams = resolve_hparams(spec, data.spec, overrides)
     config = RunConfig(variant=variant, dataset=dataset, steps=steps, seed=seed, hparams=hparams,
                        data_options=resolved_opts, data_spec=spec_to_dict(data.spec),
