@@ -92,8 +92,10 @@ def build_plugin_set(entry_points: list[importlib.metadata.EntryPoint] | None = 
         dist = getattr(ep, "dist", None)
         info = PluginInfo(ep.name, dist.name if dist else "?", dist.version if dist else "?")
         if ep.name in pset.plugins:
-            # Two distributions claim one plugin name: the first loaded keeps it.
             other = pset.plugins[ep.name].distribution
+            if other == info.distribution:
+                continue  # one distribution seen twice on the path
+            # Two distributions claim one plugin name: the first loaded keeps it.
             clash = PluginInfo(f"{ep.name}@{info.distribution}", info.distribution, info.version)
             pset.plugins[clash.name] = clash
             clash.error = f"plugin name {ep.name!r} is already taken by distribution {other}"

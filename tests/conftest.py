@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# Session fixture ``installed_plugins``: the fixture plugin packages, pip-installed once.
+from tests.fixtures.install import installed_plugins  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Two cores: keep torch from oversubscribing when tests run beside each other.
