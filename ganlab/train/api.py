@@ -12,7 +12,7 @@ import torch
 from ganlab.errors import GanlabError
 from ganlab.interfaces import DataSpec, Generator
 from ganlab.registry import Registry
-from ganlab.train.checkpoint import load_checkpoint
+from ganlab.train.checkpoint import describe_mismatch, load_checkpoint
 from ganlab.train.loop import Callback, Interrupted, Trainer
 from ganlab.train.rundir import RunDir
 from ganlab.train.setup import RunConfig, build_objective, load_dataset, new_config
@@ -122,7 +122,7 @@ def load_generator(registry: Registry, run_path: str | Path, device: str = "cpu"
         generator.load_state_dict(weights)
         step = int(state["step"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        first = describe_mismatch(exc)
         raise GanlabError(f"checkpoint {run.checkpoint_path} does not match the run's generator: "
                           f"{first}") from None
     generator.eval().requires_grad_(False)

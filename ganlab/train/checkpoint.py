@@ -81,6 +81,21 @@ def _chunks(value: Any):
         yield f"{type(value).__name__}:{value!r}".encode()
 
 
+def describe_mismatch(exc: BaseException, limit: int = 240) -> str:
+    """torch's multi-line ``load_state_dict`` error as one line: the first concrete problem.
+
+    Its first line only says "Error(s) in loading state_dict for X:"; the next names the
+    tensor and both shapes, which is what the user needs.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = [lines[0].rstrip(":").replace("Error(s) in loading state_dict for ", "") + ": " + lines[1]]
+    text = " ".join(lines[0].split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0][:120] if text else type(exc).__name__)

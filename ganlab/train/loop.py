@@ -21,7 +21,7 @@ from ganlab.data.base import GanDataset
 from ganlab.errors import DivergenceError, GanlabError
 from ganlab.registry import Registry
 from ganlab.train import distributed, fastpath
-from ganlab.train.checkpoint import load_checkpoint, save_checkpoint
+from ganlab.train.checkpoint import describe_mismatch, load_checkpoint, save_checkpoint
 from ganlab.train.ema import EMA
 from ganlab.train.rundir import RunDir
 from ganlab.train.setup import RunConfig, build_objective
@@ -122,7 +122,7 @@ class Trainer:
             self.latent_rng.set_state(state["rng"]["latent"])
             self.step = int(state["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            first = describe_mismatch(exc)
             raise GanlabError(f"checkpoint {source} does not match this run's networks: {first}") from None
 
     def resume(self) -> None:
