@@ -44,9 +44,9 @@ class Interrupted(GanlabError):
     interrupted run (to resume) from a finished one (0) and from bad input (2).
     """
 
-    def __init__(self, message: str, signum: int):
-        super().__init__(message, exit_code=128 + signum)
-        self.signum = signum
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message, exit_code=128 + int(signum))
+        self.signum = int(signum)
 
 
 class Trainer:
