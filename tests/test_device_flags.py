@@ -116,7 +116,7 @@ def test_compile_really_trains_on_cpu_and_refuses_double_backward(cli, tmp_path)
     assert result.exit_code == 0, result.stderr
     refused(cli("train", "r1", "--dataset", "ring8", "--compile", "--set", "hidden=16",
                 "--out", str(tmp_path / "b"), *QUICK),
-            "--compile: this variant's penalty takes the gradient of a gradient")
+            "--compile: this variant differentiates a gradient (double backward")
 
 
 # ---- resume keeps the flags ----------------------------------------------------------------------

@@ -8,8 +8,8 @@
 - ``--channels-last``: NHWC memory layout for conv nets (faster convolutions on tensor
   cores); images only.
 - ``--compile``: ``torch.compile`` of every trained network. The first steps are slow
-  (compilation); a variant whose penalty differentiates a gradient (WGAN-GP, R1, DRAGAN)
-  is refused, because compiled graphs have no double backward.
+  (compilation); a variant that differentiates a gradient (WGAN-GP, R1, DRAGAN penalties,
+  unrolling) is refused at its first step, because compiled graphs have no double backward.
 - DistributedDataParallel under torchrun (see :mod:`ganlab.train.distributed`).
 
 The objective keeps calling ``self.G(...)``, ``self.G.latent_dim``, ``self.G.sample_latent``:
@@ -221,7 +221,7 @@ def phase(objective, updated: str) -> Iterator[None]:
             yield
     except RuntimeError as exc:
         if any(hint in str(exc) for hint in _DOUBLE_BACKWARD_HINTS):
-            raise GanlabError("--compile: this variant's penalty takes the gradient of a gradient "
-                              "(double backward), which torch.compile does not support; "
+            raise GanlabError("--compile: this variant differentiates a gradient (double backward: a "
+                              "gradient penalty or unrolling), which torch.compile does not support; "
                               "train it without --compile") from None
         raise
