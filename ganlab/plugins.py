@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -110,9 +111,20 @@ def build_plugin_set(entry_points: list[importlib.metadata.EntryPoint] | None = 
         except (Exception, SystemExit) as exc:  # SystemExit: a plugin calling sys.exit on import
             if manager.has_plugin(ep.name):
                 manager.unregister(name=ep.name)
-            pset.mark_broken(ep.name, exc)
+            pset.mark_broken(ep.name, _describe_validation_error(exc) or exc)
     pset.call_each("ganlab_register", registry=pset.registry)
     return pset
+
+
+def _describe_validation_error(exc: BaseException) -> str:
+    """pluggy's message names the plugin by its module repr (a long path); say what is wrong."""
+    if not isinstance(exc, pluggy.PluginValidationError):
+        return ""
+    hook = re.search(r"unknown hook '([^']+)'", str(exc))
+    if hook:
+        known = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("ganlab_")))
+        return f"PluginValidationError: unknown hook {hook.group(1)!r} (ganlab's hooks: {known})"
+    return "PluginValidationError: " + re.sub(r" (in|for) plugin <[^>]*>", "", str(exc))
 
 
 def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[int, str]:

@@ -103,7 +103,8 @@ def test_plugin_that_takes_a_registered_name_is_reported(plugin_set):
 def test_plugin_with_a_misspelt_hook_is_reported(plugin_set):
     info = plugin_set.plugins["broken-misspelt"]
     assert info.status == "broken"
-    assert "unknown hook 'ganlab_regster'" in info.error
+    assert info.error == ("PluginValidationError: unknown hook 'ganlab_regster' "
+                          "(ganlab's hooks: ganlab_cli, ganlab_register)")
     assert "never-registered" not in plugin_set.registry.names("variant")
 
 
@@ -130,6 +131,16 @@ def test_list_table_shows_broken_plugins_with_their_reason(plugin_set, monkeypat
     assert set(rows) == set(BROKEN_PLUGINS)
     for name, row in rows.items():
         assert f"│ ganlab-broken-plugins 0.1.0 │ broken │ {plugin_set.plugins[name].error}" in " ".join(row.split())
+
+
+def test_unknown_name_error_points_at_broken_plugins(plugin_set, monkeypatch, cli, tmp_path):
+    monkeypatch.setattr("ganlab.plugins.get_plugin_set", lambda: plugin_set)
+    result = cli("train", "half-registered", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "ganlab: error: unknown variant 'half-registered'; known variants: "
+        f"{', '.join(plugin_set.registry.names('variant'))} (plugins that failed to load: "
+        f"{', '.join(sorted(BROKEN_PLUGINS))}; see `ganlab list`)"]
 
 
 # ---- GANLAB_DISABLE_PLUGINS ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover
 
 from ganlab import __version__
 from ganlab.cli.console import err_console, print_error
-from ganlab.errors import GanlabError
+from ganlab.errors import GanlabError, UnknownNameError
 
 app = typer.Typer(
     name="ganlab",
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         # standalone_mode=False: usage errors come back here, to be printed as one line.
         code = app(args=argv, prog_name="ganlab", standalone_mode=False)
     except GanlabError as exc:
-        print_error(str(exc))
+        print_error(str(exc) + _broken_plugins_hint(exc))
         sys.exit(exc.exit_code)
     except click_exceptions.NoArgsIsHelpError as exc:
         exc.show()  # bare `ganlab`: the help text, as Click would print it
@@ -81,6 +81,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _broken_plugins_hint(exc: GanlabError) -> str:
+    """An unknown name may belong to a plugin that failed to load: say which ones did."""
+    if not isinstance(exc, UnknownNameError):
+        return ""
+    from ganlab.plugins import get_plugin_set
+
+    broken = sorted(p.name for p in get_plugin_set().broken)
+    return f" (plugins that failed to load: {', '.join(broken)}; see `ganlab list`)" if broken else ""
 
 
 def _usage_line(exc: click_exceptions.ClickException) -> str:
