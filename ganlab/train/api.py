@@ -92,6 +92,11 @@ def train(registry: Registry, req: TrainRequest, callbacks: list[Callback] | Non
         raise
     except DivergenceError:
         raise  # the loop has written the status
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a new checkpoint
+        if rank == 0:
+            run.write_status("interrupted", trainer.step, "stopped at once by a second signal; "
+                             "--resume continues from the last checkpoint")
+        raise
     if rank == 0:
         run.write_status("finished", trainer.step)
     return trainer, record
