@@ -216,3 +216,35 @@ def test_divergence_from_the_command_line(tmp_path, cli):
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "diverged" and f"at step {status['step']};" in lines[0]
     assert "no checkpoint had been written yet" in lines[0] and not (run / "checkpoint.pt").exists()
+
+
+# ---- the command line's own error paths -------------------------------------------------------
+def test_out_of_memory_is_one_line_exit_1(monkeypatch, cli, tmp_path):
+    def allocation_fails(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 2048000000000 bytes.\nmore detail")
+
+    monkeypatch.setattr("ganlab.cli.train.train", allocation_fails)
+    result = cli("train", "vanilla", "--steps", "2", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ganlab: error: out of memory: [enforce fail")
+    assert lines[0].endswith("(try a smaller batch_size or network)")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, cli, tmp_path):
+    def bug(*args, **kwargs):
+        raise RuntimeError("an internal bug")
+
+    monkeypatch.setattr("ganlab.cli.train.train", bug)
+    # Not turned into a tidy one-liner: a maintainer needs the traceback.
+    with pytest.raises(RuntimeError, match="an internal bug"):
+        cli("train", "vanilla", "--steps", "2", "--out", str(tmp_path / "run"))
+
+
+def test_usage_errors_are_one_line_with_a_help_hint(cli):
+    result = cli("trian")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "ganlab: error: No such command 'trian'. Did you mean 'train'? (see 'ganlab --help')"]
+    assert cli("--version").exit_code == 0 and cli("train", "--help").exit_code == 0

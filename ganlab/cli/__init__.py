@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     except click_exceptions.ClickException as exc:
         print_error(_usage_line(exc))
         sys.exit(exc.exit_code)
-    except click_exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         sys.exit(1)
     except KeyboardInterrupt:
