@@ -14,7 +14,7 @@ import pytest
 import torch
 
 # Session fixture ``installed_plugins``: the fixture plugin packages, pip-installed once.
-from tests.fixtures.install import installed_plugins  # noqa: E402,F401
+from tests.fixtures.install import installed_plugins  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 
