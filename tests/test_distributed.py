@@ -91,6 +91,14 @@ def _rank_main(rank: int, world: int, port: int, root: str) -> None:
                         "ctx": (trainer.dist.rank, trainer.dist.world_size, trainer.local_batch),
                         "wrapped": type(trainer.objective.G).__name__},
                        Path(root) / f"{case}-rank{rank}.pt")
+        # Stop after 8 steps, keep a copy of that run, resume to STEPS with 2 processes.
+        run = Path(root) / "ddp-resume"
+        train(registry, request_for("vanilla", run, steps=8), rank=rank)
+        torch.distributed.barrier()  # rank 0 has written the checkpoint every rank resumes from
+        if rank == 0:
+            shutil.copytree(run, Path(root) / "ddp-stopped-at-8")
+        trainer, _ = train(registry, request_for("vanilla", run, resume=True), rank=rank)
+        torch.save({"G": generator_weights(trainer)}, Path(root) / f"resumed-rank{rank}.pt")
     finally:
         distributed.leave()
 
@@ -146,6 +154,20 @@ def test_two_ranks_match_one_process_on_the_global_batch(two_rank_results, tmp_p
     assert record["d_loss"] == pytest.approx(ddp["record"]["d_loss"], abs=1e-4)
 
 
+def test_resume_continues_the_same_streams_at_any_process_count(two_rank_results, tmp_path):
+    """Every rank's RNG state is the global one rank 0 saved, so a run stopped and resumed
+    (with 2 processes, or with 1) ends where an uninterrupted run ends."""
+    straight, _ = train(registry_with_test_variant(), request_for("vanilla", tmp_path / "straight"))
+    resumed_2 = torch.load(two_rank_results / "resumed-rank0.pt")["G"]
+    assert torch.equal(resumed_2, torch.load(two_rank_results / "resumed-rank1.pt")["G"])
+    assert (generator_weights(straight) - resumed_2).abs().max().item() < TOLERANCE
+    copy = tmp_path / "resumed-alone"
+    shutil.copytree(two_rank_results / "ddp-stopped-at-8", copy)
+    resumed_1, _ = train(registry_with_test_variant(), request_for("vanilla", copy, resume=True))
+    assert resumed_1.local_batch == 64
+    assert (generator_weights(straight) - generator_weights(resumed_1)).abs().max().item() < TOLERANCE
+
+
 def test_only_rank_zero_writes_the_run(two_rank_results):
     run = two_rank_results / "ddp-vanilla"
     config = json.loads((run / "config.json").read_text())
@@ -157,7 +179,8 @@ def test_only_rank_zero_writes_the_run(two_rank_results):
     # The unwrapped networks' own keys: no "module." (DDP) or "_orig_mod." (compile) prefix.
     assert list(state["modules"]["G"]) == list(fresh.G.state_dict())
     assert list(state["modules"]["D"]) == list(fresh.D.state_dict())
-    assert sorted(p.name for p in two_rank_results.iterdir() if p.is_dir()) == ["ddp-r1", "ddp-vanilla"]
+    assert sorted(p.name for p in two_rank_results.iterdir() if p.is_dir()) == [
+        "ddp-r1", "ddp-resume", "ddp-stopped-at-8", "ddp-vanilla"]
 
 
 # ---- pieces, in one process ------------------------------------------------------------------

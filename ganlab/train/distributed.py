@@ -274,7 +274,9 @@ def mean_over_ranks(stats: dict[str, Tensor], ctx: DistContext) -> dict[str, Ten
     if not ctx.active or not stats:
         return stats
     keys = sorted(stats)
-    stacked = torch.stack([stats[k].detach().float().reshape(()) for k in keys])
+    # NCCL reduces CUDA tensors only; a value kept on the CPU (an empty grad norm) moves too.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    stacked = torch.stack([stats[k].detach().float().reshape(()).to(device) for k in keys])
     dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
     stacked /= ctx.world_size
     return dict(zip(keys, stacked.unbind()))

@@ -157,6 +157,22 @@ def _to_channels_last(value):
     return value
 
 
+def _data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
+    """DDP without buffer broadcasts in forward: BatchNorm running statistics stay per rank
+    (buffers are still made equal once, at construction), and no buffer is overwritten
+    between D's several forwards before its one backward."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    # torch >= 2.14 names it forward_sync_buffers; earlier versions broadcast_buffers.
+    no_broadcast = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {
+        "broadcast_buffers": False}
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
+                                   **no_broadcast)
+
+
 def _attribute_holding(objective, module: nn.Module) -> str | None:
     for attr, value in vars(objective).items():
         if value is module:
@@ -186,13 +202,7 @@ def wrap_objective(objective, config, ctx: DistContext, device: torch.device) ->
             module.to(memory_format=torch.channels_last)  # in place: the optimiser's tensors stay
         runner, ddp = module, None
         if ctx.active and any(p.requires_grad for p in module.parameters()):
-            from torch.nn.parallel import DistributedDataParallel
-
-            # forward_sync_buffers=False: BatchNorm running statistics stay per rank, and no
-            # buffer is overwritten between D's several forwards before one backward.
-            ddp = DistributedDataParallel(
-                module, device_ids=[device.index] if device.type == "cuda" else None,
-                forward_sync_buffers=False)
+            ddp = _data_parallel(module, device)
             runner = ddp
         if compile_:
             runner = torch.compile(runner)
