@@ -31,8 +31,9 @@ COMMON_HPARAMS: dict[str, tuple[Any, str]] = {
     "base_channels": (32, "CNN width (images)"),
     "d_norm": ("batch", "D normalisation for CNNs: batch, layer or none"),
     "spectral_norm": (False, "spectral normalisation on every D layer"),
-    "pack": (1, "samples per D input (PacGAN packing)"),
     "mbstd_group": (0, "minibatch-std group size in D (0 = off)"),
+    # No common `pack`: only the pacgan variant packs D's inputs (its objective does), so
+    # `--set pack=2` on another variant is an unknown key, not a shape error mid-training.
     "conditional": (False, "class-conditional G and projection D on labelled data"),
     "ema": (0.0, "EMA decay of generator weights for sampling/eval (0 = off, e.g. 0.999)"),
     "diffaugment": ("", "DiffAugment policy for images: comma list of color,translation,cutout"),
