@@ -50,7 +50,10 @@ class ModeCurveTracker:
     """Training callback: mode statistics of fresh samples at each ``eval_every`` step,
     added to that step's metrics.jsonl record (coverage curves, mode hopping).
 
-    The latent stream is seeded by the step, so a resumed run logs the same values.
+    The latent stream is seeded by the step, so a resumed run logs the same values; the
+    global random state is left untouched, so tracking never changes the training. Unlike
+    the eval package's tracker it keeps the per-mode counts (mode hopping needs them) and
+    draws no plot at each evaluation (a bench's runs are plotted once, in the leaderboard).
     """
 
     def __init__(self, num_samples: int = MODE_CURVE_SAMPLES, seed: int = 0):
@@ -59,8 +62,9 @@ class ModeCurveTracker:
     def on_log(self, trainer, step: int, record: dict[str, Any]) -> None:
         from ganlab.metrics.modes import mixture_mode_stats
 
-        rng = torch.Generator(device=trainer.device).manual_seed(self.seed * 1_000_003 + step)
-        samples = trainer.sample(self.num_samples, rng)
+        with torch.random.fork_rng(devices=[]):
+            rng = torch.Generator(device=trainer.device).manual_seed(self.seed * 1_000_003 + step)
+            samples = trainer.sample(self.num_samples, rng)
         record.update(mixture_mode_stats(samples, trainer.data_spec))
 
 

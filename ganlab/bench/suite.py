@@ -228,7 +228,7 @@ def suite_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Suite:
 
 def _expand(settings: dict[str, Any], group: str, where: str) -> list[Cell]:
     for required in ("variants", "datasets", "steps"):
-        if not settings.get(required):
+        if settings.get(required) in (None, [], ""):
             raise GanlabError(f"{where}: {required!r} is required")
     if settings["steps"] <= 0:
         raise GanlabError(f"{where}: steps must be positive, got {settings['steps']}")

@@ -116,3 +116,31 @@ def leaderboard_command(
     out_console.print(f"{len(merged.records)} cells from {len(merged.files)} file(s){note}", markup=False)
     for path in written:
         out_console.print(str(path), markup=False)
+
+
+@app.command("report")
+def report_command(
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.md, report.html and plots."),
+    results: Path = typer.Option(None, "--results", "-r",
+                                 help="Results folder of the report suite [default: bench-results/report]."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Cells run in parallel processes."),
+    suite: str = typer.Option("report", "--suite", help="The suite to run (groups coverage, saturation, sensitivity)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for every cell."),
+    no_run: bool = typer.Option(False, "--no-run", help="Only render from the results already there."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-cell progress lines."),
+) -> None:
+    """The vanilla GAN limitations report in one command: runs the report suite (resuming
+    where it stopped) and writes report.md and report.html with plots."""
+    from ganlab.bench.report import write_report
+    from ganlab.bench.store import load_results
+    from ganlab.bench.suite import load_suite
+    from ganlab.plugins import get_registry
+
+    folder = results or Path("bench-results") / load_suite(suite).name
+    if not no_run:
+        _, summary, folder, wall = run_suite(suite, folder, jobs, None, device, quiet)
+        out_console.print(f"report suite: {summary.ran} cells run, {summary.skipped} already done, "
+                          f"{summary.failed} failed, {wall:.0f} s", markup=False)
+    written = write_report(get_registry(), load_results([folder]), out)
+    for path in written:
+        out_console.print(str(path), markup=False)
