@@ -371,8 +371,13 @@ def test_refused_settings_exit_2_with_one_line(cli, tmp_path, variant, sets, mes
 
 
 # ---- mode coverage on the 8-Gaussian ring -------------------------------------------------------
+STEPS = 3000  # measured at seed 0: vanilla covers 0 of 8 modes, pacgan 8 (about 100 s on one core)
+
+
 @pytest.mark.slow
 def test_a_variant_covers_more_ring_modes_than_vanilla(tmp_path):
+    """Same budget, seed, data and nets. pacgan is ns with a packed D; ns alone covers 1 mode
+    at this budget and seed, so the packing is what makes the difference."""
     from ganlab.metrics.modes import mixture_mode_stats
     from ganlab.train.api import TrainRequest, generate, load_generator, train
 
