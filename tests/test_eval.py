@@ -58,6 +58,8 @@ def _check_contract(payload: dict, run: Path, variant: str, dataset: str, step: 
         for key in ("num_generated", "num_real", "seed", "feature_extractor", "feature_extractor_sha256",
                     "real_split", "dataset"):
             assert key in protocol, (row["metric"], key)
+        assert protocol["checkpoint_step"] == step and protocol["seed"] == payload["seed"]
+        assert {"ganlab", "torch", "torch_fidelity"} == set(protocol["versions"])
 
 
 def test_eval_on_a_ring8_run_writes_the_mode_metrics(cli, ring_run):
@@ -123,6 +125,22 @@ def test_eval_on_a_digits_run_uses_the_domain_classifier_and_caches_real_feature
     print(f"digits eval: first {timings[0]:.2f} s (trains classifier, extracts real features), "
           f"second {timings[1]:.2f} s (cached)")
     assert timings[1] < timings[0]
+
+
+def test_precision_recall_never_loads_vgg16(cli, digits_run, monkeypatch):
+    """torch-fidelity falls back to VGG16 (a download) for precision/recall when no extractor
+    is named; ganlab always computes it in the chosen feature space."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    class Forbidden:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("VGG16 was built")
+
+    monkeypatch.setitem(FEATURE_EXTRACTORS_REGISTRY, "vgg16", Forbidden)
+    result = cli("eval", str(digits_run), "--metrics", "precision_recall", "-n", "200")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads((digits_run / "eval.json").read_text())["results"]
+    assert {r["protocol"]["feature_extractor"] for r in rows} == {"ganlab-domain"}
 
 
 def test_offline_inception_without_weights_is_one_line_and_exit_2(cli, digits_run):

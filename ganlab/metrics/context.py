@@ -72,7 +72,7 @@ class EvalContext:
                  samples: Tensor, *, seed: int = 0, num_real: int | None = None,
                  feature_extractor: str | None = None, inception_weights: str | None = None,
                  device: str = "cpu", dataset: Any = None, classifier_seed: int = 0,
-                 log: Callable[[str], None] | None = None):
+                 checkpoint_step: int | None = None, log: Callable[[str], None] | None = None):
         self.registry = registry
         self.dataset_name = dataset_name
         self.data_options = dict(data_options)
@@ -84,6 +84,7 @@ class EvalContext:
         self.inception_weights = inception_weights
         self.device = device
         self.classifier_seed = classifier_seed
+        self.checkpoint_step = checkpoint_step
         self.log = log or (lambda message: None)
         self._dataset = dataset
         self._memo: dict[str, Any] = {}
@@ -106,7 +107,8 @@ class EvalContext:
         base = {"dataset": self.dataset_name, "data_options": options,
                 "real_split": self.data_options.get("split"), "num_generated": self.num_generated,
                 "num_real": None, "seed": self.seed, "feature_extractor": None,
-                "feature_extractor_sha256": None}
+                "feature_extractor_sha256": None, "checkpoint_step": self.checkpoint_step,
+                "versions": protocol_versions()}
         base.update(extra)
         return base
 
@@ -129,11 +131,12 @@ class EvalContext:
         return self.num_generated  # unbounded data (mixtures, Stacked MNIST): as many as generated
 
     def reference(self) -> tuple[Tensor, Tensor | None]:
-        """The real reference samples (and labels), a fixed draw with :data:`REFERENCE_SEED`."""
+        """The real reference samples (and labels), a fixed draw with :data:`REFERENCE_SEED`:
+        without replacement from an in-memory set, else from the dataset's own sampler."""
         if "reference" not in self._memo:
             data, n = self.real_data(), self.reference_size()
             rng = torch.Generator().manual_seed(REFERENCE_SEED)
-            if len(data):
+            if len(data) and hasattr(data, "images"):
                 images, labels = data.images, data.labels  # finite sets are TensorImages
                 idx = torch.randperm(len(data), generator=rng)[:n].to(images.device)
                 real = images[idx].cpu()
@@ -231,6 +234,16 @@ class EvalContext:
                                  "cache_file": str(path) if sha is not None else None,
                                  "seconds": round(time.perf_counter() - start, 3)}
         return FeatureSet(name, sha, generated, real_features, layers, groups, hit)
+
+
+def protocol_versions() -> dict[str, str]:
+    """The versions that can change a number: ganlab (classifier recipe, metric code),
+    torch and torch-fidelity (the formulas and extractors)."""
+    import torch_fidelity
+
+    from ganlab import __version__
+
+    return {"ganlab": __version__, "torch": torch.__version__, "torch_fidelity": torch_fidelity.__version__}
 
 
 def _draw(data, n: int, rng: torch.Generator) -> tuple[Tensor, Tensor | None]:

@@ -7,6 +7,9 @@ eval.json (the shared contract)::
      "skipped": {metric: reason}, "details": {metric: {...}}, "timings_s": {...},
      "classifier": {... held-out accuracy ...}, "features": {... real-feature cache ...}}
 
+Every protocol holds: dataset, data_options, real_split, num_generated, num_real, seed,
+feature_extractor and its weights' feature_extractor_sha256, checkpoint_step, versions
+(ganlab, torch, torch_fidelity), plus the metric's own settings (threshold_std, k, ...).
 Two results are comparable only if their ``metric`` and ``protocol`` are equal. The file
 is replaced as a whole on each evaluation (written atomically).
 """
@@ -133,7 +136,7 @@ def evaluate_run(registry: Registry, run_path: str | Path, metrics: Iterable[str
     ctx = EvalContext(registry, loaded.config.dataset, loaded.config.data_options, spec, samples,
                       seed=seed, num_real=num_real, feature_extractor=feature_extractor,
                       inception_weights=str(inception_weights) if inception_weights else None,
-                      device=device, log=log)
+                      device=device, checkpoint_step=loaded.step, log=log)
     generate_s = time.perf_counter() - t_gen
     outcome = run_metrics(ctx, specs, explicit)
     outcome["timings_s"] = {"generate": round(generate_s, 3), **outcome["timings_s"],

@@ -50,7 +50,7 @@ class ModeTracker:
             samples = trainer.sample(self.num_samples or SAMPLES[kind], rng)
             ctx = EvalContext(self.registry, trainer.config.dataset, trainer.config.data_options,
                               trainer.data_spec, samples, seed=self._seed(trainer, step),
-                              dataset=trainer.dataset, device=str(device))
+                              dataset=trainer.dataset, device=str(device), checkpoint_step=step)
             for spec in specs:
                 try:
                     output = spec.compute(ctx)
