@@ -108,8 +108,8 @@ class JointDiscriminator(Discriminator):
 def _check_options(hp: Mapping[str, Any]) -> None:
     if hp.get("conditional"):
         raise GanlabError("veegan: conditional=true is not supported (its nets take no labels)")
-    if int(hp.get("pack", 1)) != 1 or int(hp.get("mbstd_group", 0)):
-        raise GanlabError("veegan: its own nets do not implement pack or mbstd_group")
+    if int(hp.get("mbstd_group", 0)):
+        raise GanlabError("veegan: its own nets do not implement mbstd_group")
 
 
 def point_nets(data: DataSpec, hp: Mapping[str, Any]) -> tuple[Generator, Discriminator]:

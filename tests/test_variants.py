@@ -258,8 +258,8 @@ class TestVeegan(VariantContract):
     def test_unsupported_options_are_refused(self):
         with pytest.raises(GanlabError, match="conditional"):
             self.make("digits", conditional=True)
-        with pytest.raises(GanlabError, match="pack"):
-            self.make("ring8", pack=2)
+        with pytest.raises(GanlabError, match="mbstd_group"):
+            self.make("ring8", mbstd_group=4)
 
 
 def test_every_first_party_variant_has_a_contract_class():
