@@ -17,8 +17,11 @@ distributions, which VEEGAN uses to estimate the KL term of its objective (eq. 8
 F is an extra module with its own Adam optimiser (lr ``lr_f``), so it is checkpointed and
 moved like G and D. This file supplies its own nets (``VariantSpec.nets``) for points
 (MLPs) and images (conv encoders); F is deterministic. Defaults: ``lambda = 1``
-(``recon_weight``; the paper has no weight), ``lr_f = 1e-3`` (the authors' 2-D notebook
-trains every network with Adam at 1e-3).
+(``recon_weight``; the paper writes no weight, while the authors' 2-D notebook uses a
+unit-variance Gaussian log-likelihood, i.e. ``lambda = 0.5``), ``lr_f = 1e-3`` (that
+notebook trains every network with Adam at 1e-3). The squared distance is summed over
+all ``latent_dim`` noise coordinates, so with a large latent (ring8 suggests 256) the
+reconstruction term dominates G's loss early in training.
 """
 
 from __future__ import annotations
