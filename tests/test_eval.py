@@ -157,6 +157,7 @@ def test_offline_inception_without_weights_is_one_line_and_exit_2(cli, digits_ru
     (["--metrics", "classes"], "applies to image data"),
     (["--num-samples", "0"], "--num-samples must be positive"),
     (["--feature-extractor", "nope"], "unknown feature extractor 'nope'"),
+    (["--feature-extractor", "inception"], "apply to images"),
 ])
 def test_bad_eval_options_are_one_line_errors(cli, ring_run, args, message):
     result = cli("eval", str(ring_run), *args)

@@ -28,9 +28,11 @@ def eval_command(
                                  help="Real reference samples [default: the whole set up to 10,000]."),
     feature_extractor: str = typer.Option(None, "--feature-extractor",
                                           help="domain (ganlab's classifier), inception, or any torch-fidelity "
-                                               "extractor name [default: domain on labelled data]."),
+                                               "extractor name [default: domain on labelled data, "
+                                               "else inception]."),
     inception_weights: Path = typer.Option(None, "--inception-weights",
-                                           help="Local Inception-v3 weights file (torch-fidelity's .pth)."),
+                                           help="Local Inception-v3 weights file (torch-fidelity's .pth); implies "
+                                                "--feature-extractor inception."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generated samples."),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print eval.json to stdout instead of a table."),
@@ -43,8 +45,8 @@ def eval_command(
                           feature_extractor=feature_extractor, inception_weights=inception_weights,
                           seed=seed, device=device, num_real=num_real,
                           log=lambda message: err_console.print(message, markup=False))
-    if as_json:
-        out_console.print_json(json.dumps(result, allow_nan=True))
+    if as_json:  # plain text, never re-wrapped by rich: long paths must stay valid JSON
+        typer.echo(json.dumps(result, indent=2, sort_keys=True, allow_nan=True))
         return
     table = Table(title=f"{result['variant']} on {result['dataset']}, step {result['checkpoint_step']}")
     for column in ("metric", "value", "features (sha256)", "generated", "real", "seed"):

@@ -31,7 +31,7 @@ from ganlab.metrics.cache import cache_dir, file_sha256, key_hash, load_entry, s
 
 EXTRACTOR_NAME = "ganlab-domain"
 #: Bump when the architecture or the training recipe changes: old cache entries then miss.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 
 class ClassifierNet(nn.Module):
@@ -161,8 +161,8 @@ def accuracy(net: ClassifierNet, x: Tensor, y: Tensor) -> float:
 
 def train_classifier(x: Tensor, y: Tensor, num_classes: int, seed: int, batch_size: int = 64,
                      steps: int | None = None) -> ClassifierNet:
-    """Adam with a cosine schedule; about 20 epochs, between 800 and 1500 steps."""
-    steps = steps or min(1500, max(800, 20 * len(y) // batch_size))
+    """Adam with a cosine schedule; about 20 epochs, between 600 and 1500 steps."""
+    steps = steps or min(1500, max(600, 20 * len(y) // batch_size))
     rng = torch.Generator().manual_seed(seed)
     # fork_rng: training here (possibly mid-GAN-training, for --eval-every) must not move
     # the global torch RNG, or a resumed run would no longer match an uninterrupted one.

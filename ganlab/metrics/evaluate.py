@@ -123,12 +123,17 @@ def evaluate_run(registry: Registry, run_path: str | Path, metrics: Iterable[str
         raise GanlabError(f"{run.path} is not a ganlab run (no config.json)")
     if num_samples is not None and num_samples <= 0:
         raise GanlabError(f"--num-samples must be positive, got {num_samples}")
+    if inception_weights and not feature_extractor:
+        feature_extractor = "inception"  # a weights file says which extractor is wanted
     if feature_extractor:
         from ganlab.metrics.extractors import canonical_name, check_extractor
 
         check_extractor(canonical_name(feature_extractor))  # fail before any work
     loaded = load_generator(registry, run.path, device=device)
     spec = loaded.data_spec
+    if feature_extractor and spec.kind == "points":
+        raise GanlabError("--feature-extractor/--inception-weights apply to images; 2-D points are "
+                          "compared in their own coordinates")
     specs, explicit = select_metrics(registry, metrics, spec.kind)
     n = num_samples or DEFAULT_SAMPLES[spec.kind]
     t_gen = time.perf_counter()
