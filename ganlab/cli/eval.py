@@ -44,7 +44,7 @@ def eval_command(
     result = evaluate_run(get_registry(), run, metrics=names, num_samples=num_samples,
                           feature_extractor=feature_extractor, inception_weights=inception_weights,
                           seed=seed, device=device, num_real=num_real,
-                          log=lambda message: err_console.print(message, markup=False))
+                          log=lambda message: err_console.print(message, markup=False, soft_wrap=True))
     if as_json:  # plain text, never re-wrapped by rich: long paths must stay valid JSON
         typer.echo(json.dumps(result, indent=2, sort_keys=True, allow_nan=True))
         return
