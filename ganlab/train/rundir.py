@@ -21,7 +21,7 @@ from ganlab.train.atomic import atomic_write, remove_stale_temp_files
 
 REQUIRED_CONFIG_KEYS = ("variant", "dataset", "steps", "hparams", "data_spec")
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "samples", "samples.png",
-             "status.json", "eval.json")
+             "status.json", "eval.json", "modes.png")
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
