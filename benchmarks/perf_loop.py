@@ -78,14 +78,14 @@ class HandWrittenLoop:
             self.opt_g.step()
 
 
-def compare_loops(setting: str, rounds: int, block: int | None, seed: int = 0) -> dict:
+def compare_loops(setting: str, rounds: int, block: int | None, seed: int = 0, log_every: int = 100) -> dict:
     registry = get_registry()
     dataset_name, data_options, overrides, default_block = SETTINGS[setting]
     block = block or default_block
     total = (rounds + 1) * block + 1  # +1: the final step saves pictures and a checkpoint, untimed
     with tempfile.TemporaryDirectory() as tmp:
         config, dataset = new_config(registry, "vanilla", dataset_name, total, seed, overrides, data_options,
-                                     log_every=100, sample_every=0, ckpt_every=0, eval_every=0, device="cpu")
+                                     log_every=log_every, sample_every=0, ckpt_every=0, eval_every=0, device="cpu")
         run = RunDir(Path(tmp) / "run")
         run.prepare_new(overwrite=False)
         trainer = Trainer(registry, config, dataset, run)
