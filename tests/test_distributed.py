@@ -10,6 +10,8 @@ The nets compared have no batch-coupled layer (BatchNorm statistics are per rank
 
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 import shutil
@@ -51,13 +53,15 @@ class R1TestObjective(Objective):
         return 5.0 * grad.flatten(1).pow(2).sum(1).mean()
 
 
+@functools.lru_cache(maxsize=1)
 def registry_with_test_variant():
-    from ganlab.plugins import get_registry
+    """A registry of its own (per process), so the test variant never leaks into others' tests."""
+    from ganlab.plugins import build_plugin_set
 
-    registry = get_registry()
-    if "r1-ddp-test" not in registry.names("variant"):
-        registry.add_variant(VariantSpec(name="r1-ddp-test", objective=R1TestObjective,
-                                         description="test: non-saturating + R1", citation="test"))
+    registry = build_plugin_set().registry
+    registry.current_plugin = "tests"
+    registry.add_variant(VariantSpec(name="r1-ddp-test", objective=R1TestObjective,
+                                     description="test: non-saturating + R1", citation="test"))
     return registry
 
 
