@@ -26,14 +26,18 @@ def one_torch_thread():
 
 
 def test_hop_stats_by_hand():
-    curve = {"step": [100, 200, 300, 400, 500],
-             "modes_covered": [1, 1, 2, 1, None],
-             "mode_counts": [[9, 0, 0], [0, 7, 0], [0, 5, 2], [0, 0, 4], None]}
+    curve = {"step": [100, 200, 300, 400, 500, 600],
+             "modes_covered": [1, 1, 2, 1, 0, None],
+             "mode_counts": [[9, 0, 0], [0, 7, 0], [0, 5, 2], [0, 0, 4], [0, 0, 0], None]}
     stats = hop_stats(curve)
-    # dominant mode: 0 -> 1 -> 1 -> 2: two changes; swaps (a mode lost and another gained):
-    # {0}->{1} yes, {1}->{1,2} no (nothing lost), {1,2}->{2} no (nothing gained)
-    assert stats == {"evaluations": 4, "dominant_changes": 2, "swaps": 1, "max_covered": 2,
-                     "final_covered": 1}
+    # concentrated on modes 0, 1, 1 (5 of 7), 2; the empty evaluation is skipped: 2 hops
+    assert stats == {"evaluations": 5, "concentrated": 4, "hops": 2, "modes_visited": 3,
+                     "max_covered": 2, "final_covered": 0}
+
+
+def test_a_diffuse_generator_is_not_hopping():
+    curve = {"step": [1, 2, 3], "mode_counts": [[2, 1, 1, 1], [1, 2, 1, 1], [1, 1, 1, 2]]}
+    assert hop_stats(curve)["concentrated"] == 0 and hop_stats(curve)["hops"] == 0
 
 
 def test_early_values_stop_at_the_early_window():
@@ -78,10 +82,10 @@ def test_saturation_compares_early_gradients(registry):
 
 
 def test_coverage_section_tabulates_each_run(registry):
-    # {0, 1} -> {1}: the dominant mode moves (ties go to the lower index) but no swap
+    # 5/10 on mode 0 (concentrated: half), then 9/9 on mode 1: one hop, two modes visited
     curve = {"step": [100, 200], "modes_covered": [2, 1], "mode_counts": [[5, 5] + [0] * 6, [0, 9] + [0] * 6]}
     section = coverage_section(registry, [_record("coverage", "vanilla", 0, 1, curve=curve)])
-    assert "| vanilla | ring8 | 0 | 8 | 1 | 2 | 50.0 | 1 | 0 | 2 |" in "\n".join(section.text)
+    assert "| vanilla | ring8 | 0 | 8 | 1 | 2 | 50.0 | 2/2 | 1 | 2 |" in "\n".join(section.text)
     assert [name for name, _, _ in section.figures] == ["coverage-ring8-vanilla.png",
                                                         "occupancy-ring8-vanilla-s0.png"]
 

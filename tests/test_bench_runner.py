@@ -220,6 +220,32 @@ def test_killing_a_bench_process_and_rerunning_it(tmp_path):
     assert len(after) == 8 and len({r["key"] for r in after}) == 8
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_stops_a_bench_cleanly_and_the_rerun_completes_it(tmp_path, jobs):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C: the bench exits 130 with
+    a one-line message, running cells keep a checkpoint, and the same command finishes."""
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(_toml({**TINY, "steps": 2000, "ckpt_every": 500, "metrics": ["modes"],
+                            "num_samples": 500}))
+    results = tmp_path / "r"
+    command = [sys.executable, "-m", "ganlab", "bench", str(suite), "--results", str(results), "-q",
+               "--jobs", jobs]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(results.glob("runs/*/checkpoint.pt")):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 130, err
+    assert "run the same command again to continue" in err and "Traceback" not in err
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    records = read_file(results / "results.jsonl")[0]
+    assert len(records) == 8 and len({r["key"] for r in records}) == 8
+
+
 def _toml(table: dict) -> str:
     """A small TOML writer for the suite tables used here."""
     def value(v):

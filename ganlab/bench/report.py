@@ -67,19 +67,20 @@ def mode_count(registry: Registry, record: dict[str, Any]) -> int:
 
 # ---- 1. collapse and mode hopping ------------------------------------------------------------
 def hop_stats(curve: dict[str, list]) -> dict[str, Any]:
-    """Mode hopping along one run: how often the dominant mode changes between consecutive
-    evaluations, and how often a mode is lost while another is gained."""
+    """Mode hopping along one run.
+
+    An evaluation is *concentrated* when one mode holds at least half of its high-quality
+    samples (the generator sits on that mode). A *hop* is a change of that mode between
+    consecutive concentrated evaluations: the collapsed generator moved elsewhere. A diffuse
+    generator (samples spread thinly over many modes) is concentrated nowhere, so the
+    noise in its per-mode counts is not mistaken for hopping.
+    """
     steps, counts = series(curve, "mode_counts")
-    dominant_changes, swaps = 0, 0
-    for before, after in zip(counts, counts[1:]):
-        if sum(before) and sum(after) and _argmax(before) != _argmax(after):
-            dominant_changes += 1
-        had = {k for k, c in enumerate(before) if c}
-        has = {k for k, c in enumerate(after) if c}
-        if had - has and has - had:
-            swaps += 1
+    focus = [_argmax(c) for c in counts if sum(c) and max(c) >= 0.5 * sum(c)]
+    hops = sum(a != b for a, b in zip(focus, focus[1:]))
     _, covered = series(curve, "modes_covered")
-    return {"evaluations": len(steps), "dominant_changes": dominant_changes, "swaps": swaps,
+    return {"evaluations": len(steps), "concentrated": len(focus), "hops": hops,
+            "modes_visited": len(set(focus)),
             "max_covered": max(covered) if covered else None,
             "final_covered": covered[-1] if covered else None}
 
@@ -97,12 +98,14 @@ def coverage_section(registry: Registry, records: list[dict[str, Any]]) -> Secti
     section.text.append(
         "Mode statistics of 2,500 fresh samples at every evaluation step (a sample is high quality "
         "within 3 std of its nearest mode; a mode is covered if at least one high-quality sample "
-        "lands on it). *Dominant-mode changes*: evaluations at which the mode holding most "
-        "high-quality samples differs from the previous evaluation's. *Swaps*: evaluations at "
-        "which some mode is lost while another is gained. Both count mode hopping.")
+        "lands on it). An evaluation is *concentrated* when one mode holds at least half of its "
+        "high-quality samples: the generator sits on that mode. *Hops*: how often that mode "
+        "changes between consecutive concentrated evaluations; *visited*: how many different "
+        "modes it sat on. A collapsed generator that hops covers one mode at a time but "
+        "visits many.")
     section.text.append("")
     section.text.append("| variant | dataset | seed | modes | covered (final) | covered (max over training) "
-                        "| high quality (final, %) | dominant-mode changes | swaps | evaluations |")
+                        "| high quality (final, %) | concentrated evaluations | hops | modes visited |")
     section.text.append("|---|---|---|---|---|---|---|---|---|---|")
     by_dataset: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for record in sorted(cells, key=lambda r: (r["dataset"], r["variant"], r.get("label", ""), r["seed"])):
@@ -112,8 +115,8 @@ def coverage_section(registry: Registry, records: list[dict[str, Any]]) -> Secti
         section.text.append(
             f"| {_name(record)} | {record['dataset']} | {record['seed']} | {mode_count(registry, record)} | "
             f"{'–' if covered is None else int(covered)} | {stats['max_covered']} | "
-            f"{'–' if hq is None else f'{100 * hq:.1f}'} | {stats['dominant_changes']} | {stats['swaps']} "
-            f"| {stats['evaluations']} |")
+            f"{'–' if hq is None else f'{100 * hq:.1f}'} | {stats['concentrated']}/{stats['evaluations']} "
+            f"| {stats['hops']} | {stats['modes_visited']} |")
         by_dataset[(record["dataset"], _name(record))].append(record)
     for (dataset, name), runs in sorted(by_dataset.items()):
         modes = mode_count(registry, runs[0])
@@ -124,13 +127,13 @@ def coverage_section(registry: Registry, records: list[dict[str, Any]]) -> Secti
             section.figures.append((f"coverage-{dataset}-{name}.png",
                                     f"{name} on {dataset}: modes covered over training, one line per seed",
                                     png))
-        hopper = max(runs, key=lambda r: (hop_stats(r["curve"])["dominant_changes"], -r["seed"]))
+        hopper = max(runs, key=lambda r: (hop_stats(r["curve"])["hops"], -r["seed"]))
         steps, counts = series(hopper["curve"], "mode_counts")
         if steps:
             section.figures.append((
                 f"occupancy-{dataset}-{name}-s{hopper['seed']}.png",
                 f"{name} on {dataset}, seed {hopper['seed']}: share of high-quality samples per mode "
-                f"at each evaluation (the seed with the most dominant-mode changes)",
+                f"at each evaluation (the seed with the most hops)",
                 occupancy_figure(steps, counts, f"{name} on {dataset}, seed {hopper['seed']}: "
                                                 f"where the samples are")))
     return section
@@ -179,8 +182,16 @@ def saturation_section(records: list[dict[str, Any]]) -> Section:
     for dataset in sorted({d for d, _ in groups}):
         sat, non = medians.get((dataset, "saturating")), medians.get((dataset, "non_saturating"))
         if sat and non:
+            d_fake = [statistics.median(v) for r in groups.get((dataset, "saturating"), [])
+                      if (v := early_values(r["curve"], "d_fake"))]
+            note = ""
+            if d_fake and statistics.fmean(d_fake) > 0.3:
+                note = (f" Here D does not reject the fakes early on (median D(G(z)) "
+                        f"{statistics.fmean(d_fake):.2f}), so the saturating loss has nothing to "
+                        f"saturate against and the two gradients are alike.")
             section.text.append(f"- {dataset}: the saturating loss's early generator gradient is "
-                                f"{sat / non:.3g}× the non-saturating one's ({sat:.3g} vs {non:.3g}).")
+                                f"{sat / non:.3g}× the non-saturating one's ({sat:.3g} vs {non:.3g})."
+                                + note)
         runs = {loss: [r["curve"] for r in rs] for (d, loss), rs in groups.items() if d == dataset}
         for key, label, log_y in (("grad_norm_G", "generator gradient norm ‖∇G‖", True),
                                   ("d_fake", "mean D(G(z))", False)):

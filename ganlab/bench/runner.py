@@ -165,13 +165,23 @@ def run_cell(registry: Registry, cell: Cell, results_dir: str | os.PathLike, sui
     return record
 
 
-def _worker_init(threads: int) -> None:
+_STOP = None  # in a worker: the bench's stop event
+
+
+def _worker_init(threads: int, stop) -> None:
+    global _STOP
+    _STOP = stop
     torch.set_num_threads(threads)
+    # Between cells a worker ignores Ctrl-C (the parent decides what stops); while a cell
+    # trains, the Trainer's own handler saves a checkpoint and stops it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_run(cell: Cell, results_dir: str, suite: str, device: str) -> dict[str, Any]:
     from ganlab.plugins import get_registry
 
+    if _STOP is not None and _STOP.is_set():  # queued before the bench was stopped
+        raise Interrupted("the bench is stopping")
     return run_cell(get_registry(), cell, results_dir, suite=suite, device=device)
 
 
@@ -215,26 +225,24 @@ def run_bench(registry: Registry, suite: Suite, results_dir: str | os.PathLike, 
 def _run_parallel(cells: list[Cell], results_dir: Path, suite: str, device: str, jobs: int,
                   keep: Callable[[dict[str, Any]], None]) -> None:
     # spawn, not fork: forking a process that has started torch's thread pools can hang.
+    context = get_context("spawn")
+    stop = context.Event()
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                               initializer=_worker_init, initargs=(threads,))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
+                               initargs=(threads, stop))
     pending = {pool.submit(_worker_run, cell, str(results_dir), suite, device) for cell in cells}
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             _keep_done(done, keep)
-    except BaseException as exc:
+    except BaseException:
+        # Start no new cell; cells that are training stop by the signal that reached them
+        # (a terminal's Ctrl-C, a scheduler's SIGTERM, both sent to every process) or else
+        # run to the end. Keep every cell that still finishes.
+        stop.set()
         for future in pending:
             future.cancel()
-        if not isinstance(exc, KeyboardInterrupt):
-            # A terminal's Ctrl-C reaches the workers by itself; anything else (SIGTERM to
-            # this process, a worker that stopped) must be passed on, so that running cells
-            # checkpoint and stop instead of training on unobserved.
-            for process in list(getattr(pool, "_processes", {}).values()):
-                if process.is_alive():
-                    os.kill(process.pid, signal.SIGTERM)
-        # Keep every cell that still finishes; the interrupted ones resume next time.
         _keep_done(wait(pending).done, keep, swallow=True)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
@@ -259,4 +267,4 @@ def _keep_done(done, keep: Callable[[dict[str, Any]], None], swallow: bool = Fal
 
 
 def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+    raise Interrupted(f"stopped by {signal.Signals(signum).name}", signum)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def run_suite(suite_name: str, results: Path | None, jobs: int, shard: str | Non
                             on_start=started if jobs == 1 else None, on_record=finished)
     except (Interrupted, KeyboardInterrupt) as exc:
         raise Interrupted(f"bench {suite.name} stopped ({exc or 'interrupted'}); every finished cell "
-                          f"is saved in {results}: run the same command again to continue") from None
+                          f"is saved in {results}: run the same command again to continue",
+                          getattr(exc, "signum", signal.SIGINT)) from None
     return suite, summary, results, time.perf_counter() - t0
 
 
