@@ -190,10 +190,12 @@ def test_cli_bench_errors_are_one_line(cli, tmp_path):
     assert result.exit_code == 2 and "not found" in result.stderr
 
 
-def test_cli_dry_run_lists_the_shard(cli):
-    result = cli("bench", "modes", "--dry-run", "--shard", "1/4")
+def test_cli_dry_run_lists_the_shard(cli, tmp_path):
+    result = cli("bench", "modes", "--dry-run", "--shard", "1/4", "--results", str(tmp_path))
     assert result.exit_code == 0
-    assert "cells in this shard" in result.stdout and "todo" in result.stdout
+    assert "cells in this shard, 0 done" in result.stdout and "todo" in result.stdout
+    default = cli("bench", "--dry-run", "--results", str(tmp_path))  # the default suite: modes
+    assert default.exit_code == 0 and "vanilla-ring8-s0-" in default.stdout
 
 
 @pytest.mark.slow
@@ -204,7 +206,8 @@ def test_killing_a_bench_process_and_rerunning_it(tmp_path):
     suite.write_text(_toml({**TINY, "steps": 300, "ckpt_every": 100}))
     results = tmp_path / "r"
     command = [sys.executable, "-m", "ganlab", "bench", str(suite), "--results", str(results), "-q"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     path = results / "results.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not path.is_file() or len(read_file(path)[0]) < 2):
@@ -213,7 +216,7 @@ def test_killing_a_bench_process_and_rerunning_it(tmp_path):
     process.wait()
     before = read_file(path)[0]
     assert 2 <= len(before) < 8
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr
     after = read_file(path)[0]
     assert [r["key"] for r in after[:len(before)]] == [r["key"] for r in before]
@@ -231,8 +234,9 @@ def test_ctrl_c_stops_a_bench_cleanly_and_the_rerun_completes_it(tmp_path, jobs)
     results = tmp_path / "r"
     command = [sys.executable, "-m", "ganlab", "bench", str(suite), "--results", str(results), "-q",
                "--jobs", jobs]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny nets: a second thread only slows them
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, env=env)
     deadline = time.time() + 240
     while time.time() < deadline and not list(results.glob("runs/*/checkpoint.pt")):
         time.sleep(0.2)
@@ -240,7 +244,7 @@ def test_ctrl_c_stops_a_bench_cleanly_and_the_rerun_completes_it(tmp_path, jobs)
     _, err = process.communicate(timeout=240)
     assert process.returncode == 130, err
     assert "run the same command again to continue" in err and "Traceback" not in err
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr
     records = read_file(results / "results.jsonl")[0]
     assert len(records) == 8 and len({r["key"] for r in records}) == 8

@@ -60,7 +60,8 @@ def run_suite(suite_name: str, results: Path | None, jobs: int, shard: str | Non
 
 @app.command("bench")
 def bench_command(
-    suite: str = typer.Argument(..., help="A built-in suite name (modes, digits, mnist, ...) or a .toml path."),
+    suite: str = typer.Argument("modes", help="A built-in suite name (modes, digits, mnist, report) or a "
+                                              ".toml path [default: modes, the mode-collapse suite]."),
     results: Path = typer.Option(None, "--results", "-r",
                                  help="Results folder [default: bench-results/SUITE]."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Cells run in parallel processes."),
