@@ -41,7 +41,9 @@ def save_scatter(points: Tensor, spec: DataSpec, path: str | Path, title: str = 
         ax.set_xlim(-span, span)
         ax.set_ylim(-span, span)
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    legend = ax.legend(loc="upper right", fontsize=7)
+    for handle in legend.legend_handles:  # same-sized legend markers, whatever the plot sizes
+        handle.set_sizes([20])
     if title:
         ax.set_title(title, fontsize=9)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
