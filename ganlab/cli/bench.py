@@ -18,7 +18,7 @@ def _cell_summary(record: dict) -> str:
     if record["status"] != "ok":
         return f"{record['status']}: {record.get('message', '')}"
     values = {r["metric"]: r["value"] for r in record.get("results", [])}
-    shown = [f"{k}={values[k]:.3g}" for k in ("modes_covered", "high_quality", "reverse_kl", "fid")
+    shown = [f"{k}={values[k]:.3g}" for k in ("modes_covered", "high_quality", "reverse_kl", "classes_covered", "fid")
              if isinstance(values.get(k), (int, float))]
     shown = shown or [f"{k}={v:.3g}" for k, v in list(values.items())[:3] if isinstance(v, (int, float))]
     wall = record.get("wall_s", {})
