@@ -6,23 +6,10 @@ import base64
 import io
 import re
 
-import pytest
 from PIL import Image
 
 from ganlab.bench.report import (coverage_section, early_values, hop_stats, saturation_section,
                                  sensitivity_section)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny nets on a shared 2-core machine: a second intra-op thread only adds barrier
-    waits (measured: 40 steps take 0.4 s on one thread, 2-3 s on two under load)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_hop_stats_by_hand():

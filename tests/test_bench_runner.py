@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -30,18 +29,6 @@ TINY = {"name": "tiny", "variants": ["vanilla"], "datasets": ["ring8", "grid25"]
         "steps": 40, "log_every": 10, "eval_every": 20,
         "set": {"hidden": 16, "latent_dim": 8, "batch_size": 64},
         "sweep": [{"g_loss": "saturating"}, {"g_loss": "non_saturating"}]}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny nets on a shared 2-core machine: a second intra-op thread only adds barrier
-    waits (measured: 40 steps take 0.4 s on one thread, 2-3 s on two under load)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def mode_evaluator(registry, cell, run_path, device):
