@@ -62,3 +62,14 @@ def registry():
     from ganlab.plugins import get_registry
 
     return get_registry()
+
+
+@pytest.fixture(scope="module")
+def offline_env(tmp_path_factory):
+    """A private cache (classifiers, real features, torch hub) and no network, per test module."""
+    root = tmp_path_factory.mktemp("offline_env")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANLAB_CACHE_DIR", str(root / "cache"))
+        mp.setenv("GANLAB_OFFLINE", "1")
+        mp.setenv("TORCH_HOME", str(root / "torch_home"))
+        yield root

@@ -13,21 +13,10 @@ from ganlab.metrics.extractors import inception_url
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """A private cache (classifiers, real features) and no network, for every test here."""
-    root = tmp_path_factory.mktemp("eval_env")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GANLAB_CACHE_DIR", str(root / "cache"))
-        mp.setenv("GANLAB_OFFLINE", "1")
-        mp.setenv("TORCH_HOME", str(root / "torch_home"))
-        yield root
-
-
-@pytest.fixture(scope="module")
-def ring_run(env):
+def ring_run(offline_env):
     from tests.conftest import run_cli
 
-    out = env / "ring"
+    out = offline_env / "ring"
     result = run_cli("train", "vanilla", "-d", "ring8", "--steps", "60", "--out", str(out), "-q",
                      "--log-every", "30")
     assert result.exit_code == 0, result.stderr
@@ -35,10 +24,10 @@ def ring_run(env):
 
 
 @pytest.fixture(scope="module")
-def digits_run(env):
+def digits_run(offline_env):
     from tests.conftest import run_cli
 
-    out = env / "digits"
+    out = offline_env / "digits"
     result = run_cli("train", "vanilla", "-d", "digits", "--steps", "40", "--out", str(out), "-q",
                      "--log-every", "20")
     assert result.exit_code == 0, result.stderr

@@ -29,27 +29,17 @@ def write_random_inception_weights(path, seed: int = 0) -> None:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inception")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GANLAB_CACHE_DIR", str(root / "cache"))
-        mp.setenv("GANLAB_OFFLINE", "1")
-        mp.setenv("TORCH_HOME", str(root / "torch_home"))
-        yield root
-
-
-@pytest.fixture(scope="module")
-def weights(env):
-    path = env / "inception-random.pth"
+def weights(offline_env):
+    path = offline_env / "inception-random.pth"
     write_random_inception_weights(path)
     return path
 
 
 @pytest.fixture(scope="module")
-def digits_run(env):
+def digits_run(offline_env):
     from tests.conftest import run_cli
 
-    out = env / "digits"
+    out = offline_env / "digits"
     assert run_cli("train", "vanilla", "-d", "digits", "--steps", "10", "--out", str(out), "-q").exit_code == 0
     return out
 
@@ -62,7 +52,7 @@ def _eval_inception(cli, run, weights):
 
 
 @pytest.mark.slow  # Inception-v3 on a CPU: about 0.1-0.3 s per image, plus a 95 MB weights file
-def test_local_inception_weights_file_gives_fid_with_its_hash(cli, env, weights, digits_run):
+def test_local_inception_weights_file_gives_fid_with_its_hash(cli, offline_env, weights, digits_run):
     payload = _eval_inception(cli, digits_run, weights)
     by_name = {r["metric"]: r for r in payload["results"]}
     assert {"fid", "kid", "is", "precision", "recall", "density", "coverage"} <= set(by_name)
@@ -81,7 +71,7 @@ def test_local_inception_weights_file_gives_fid_with_its_hash(cli, env, weights,
     assert again["features"]["real_cache"] == "hit" and again["results"] == payload["results"]
 
     # Other weights of the same shape: a different hash, so a new cache entry, never the stale one.
-    other = env / "inception-random-2.pth"
+    other = offline_env / "inception-random-2.pth"
     write_random_inception_weights(other, seed=1)
     third = _eval_inception(cli, digits_run, other)
     assert third["features"]["real_cache"] == "miss"
@@ -94,8 +84,8 @@ def test_local_inception_weights_file_gives_fid_with_its_hash(cli, env, weights,
     ("code", "not a plain state dict"),
     ("missing", "no such file"),
 ])
-def test_bad_weights_files_are_one_line_errors(cli, env, digits_run, content, message):
-    path = env / f"{content}.pth"
+def test_bad_weights_files_are_one_line_errors(cli, offline_env, digits_run, content, message):
+    path = offline_env / f"{content}.pth"
     if content == "wrong_shapes":
         torch.save({"fc.weight": torch.zeros(3, 3)}, path)
     elif content == "code":
