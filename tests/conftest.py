@@ -44,6 +44,13 @@ def run_cli(*args: str) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
+def train_run(out: Path, *args: str) -> Path:
+    """``ganlab train ARGS --out OUT`` in this process; fails the test unless it succeeds."""
+    result = run_cli("train", *args, "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
 def run_cli_subprocess(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
                        cwd: str | Path | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m ganlab ARGS`` in a fresh process (exit codes, signals, plugins)."""

@@ -14,24 +14,17 @@ from ganlab.metrics.extractors import inception_url
 
 @pytest.fixture(scope="module")
 def ring_run(offline_env):
-    from tests.conftest import run_cli
+    from tests.conftest import train_run
 
-    out = offline_env / "ring"
-    result = run_cli("train", "vanilla", "-d", "ring8", "--steps", "60", "--out", str(out), "-q",
-                     "--log-every", "30")
-    assert result.exit_code == 0, result.stderr
-    return out
+    return train_run(offline_env / "ring", "vanilla", "-d", "ring8", "--steps", "60", "-q", "--log-every", "30")
 
 
 @pytest.fixture(scope="module")
 def digits_run(offline_env):
-    from tests.conftest import run_cli
+    from tests.conftest import train_run
 
-    out = offline_env / "digits"
-    result = run_cli("train", "vanilla", "-d", "digits", "--steps", "40", "--out", str(out), "-q",
+    return train_run(offline_env / "digits", "vanilla", "-d", "digits", "--steps", "40", "-q",
                      "--log-every", "20")
-    assert result.exit_code == 0, result.stderr
-    return out
 
 
 def _check_contract(payload: dict, run: Path, variant: str, dataset: str, step: int) -> None:

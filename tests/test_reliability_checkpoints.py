@@ -23,12 +23,9 @@ from tests.fixtures.runs import QUICK, assert_same_weights, network_weights, sna
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     """A 5-step vanilla run on ring8 (trained once; tests work on copies)."""
-    from tests.conftest import run_cli
+    from tests.conftest import train_run
 
-    run = tmp_path_factory.mktemp("base") / "run"
-    result = run_cli("train", "vanilla", "--steps", "5", "--out", str(run), *QUICK)
-    assert result.exit_code == 0, result.stderr
-    return run
+    return train_run(tmp_path_factory.mktemp("base") / "run", "vanilla", "--steps", "5", *QUICK)
 
 
 @pytest.fixture

@@ -23,12 +23,9 @@ from tests.fixtures.runs import QUICK, snapshot
 @pytest.fixture(scope="module")
 def existing_run(tmp_path_factory) -> Path:
     """A finished 5-step run that every bad command below points --out at."""
-    from tests.conftest import run_cli
+    from tests.conftest import train_run
 
-    run = tmp_path_factory.mktemp("existing") / "run"
-    result = run_cli("train", "vanilla", "--steps", "5", "--out", str(run), *QUICK)
-    assert result.exit_code == 0, result.stderr
-    return run
+    return train_run(tmp_path_factory.mktemp("existing") / "run", "vanilla", "--steps", "5", *QUICK)
 
 
 @pytest.fixture(scope="module")
